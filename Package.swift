@@ -97,11 +97,10 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .executableTarget(
-            name: "privtrak",
+        .target(
+            name: "PrivtrakService",
             dependencies: [
                 "BitTorrent", "Tracker", "Frontends", "Accounting", "DeltaWire", "FileSink", "KafkaSink",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -110,6 +109,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "privtrak",
+            dependencies: [
+                "PrivtrakService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
         ),
@@ -128,6 +135,7 @@ let package = Package(
         .testTarget(name: "DeltaWireTests", dependencies: ["DeltaWire"], resources: [], swiftSettings: strictSettings),
         .testTarget(name: "FileSinkTests", dependencies: ["FileSink"], swiftSettings: strictSettings),
         .testTarget(name: "KafkaSinkTests", dependencies: ["KafkaSink"], swiftSettings: strictSettings),
+        .testTarget(name: "PrivtrakServiceTests", dependencies: ["PrivtrakService"], swiftSettings: strictSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
     ]
 )

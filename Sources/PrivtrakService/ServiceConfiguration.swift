@@ -1,0 +1,162 @@
+import Tracker
+
+/// Everything `privtrak serve` is configured with: one YAML file plus
+/// `PRIVTRAK_<SECTION>_<KEY>` environment overrides. The README's
+/// configuration reference lists every key; keep the two in step.
+public struct ServiceConfiguration: Sendable, Equatable {
+    /// Where deltas go.
+    public enum SinkURL: Sendable, Equatable, CustomStringConvertible {
+        /// Append-only local file (the embedded default).
+        case file(path: String)
+        /// A Kafka cluster: bootstrap servers and topic.
+        case kafka(bootstrap: String, topic: String)
+        /// Deltas are discarded (benchmarks only).
+        case none
+
+        /// Parses `file:PATH`, `kafka://HOST:PORT[,HOST:PORT]/TOPIC` or `none`.
+        public init?(parsing text: String) {
+            if text == "none" {
+                self = .none
+            } else if text.hasPrefix("file:") {
+                let path = String(text.dropFirst(5))
+                guard !path.isEmpty else { return nil }
+                self = .file(path: path)
+            } else if text.hasPrefix("kafka://") {
+                let rest = text.dropFirst(8)
+                guard let slash = rest.firstIndex(of: "/") else { return nil }
+                let bootstrap = String(rest[..<slash])
+                let topic = String(rest[rest.index(after: slash)...])
+                guard !bootstrap.isEmpty, !topic.isEmpty, !topic.contains("/") else { return nil }
+                self = .kafka(bootstrap: bootstrap, topic: topic)
+            } else {
+                return nil
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .file(let path): "file:\(path)"
+            case .kafka(let bootstrap, let topic): "kafka://\(bootstrap)/\(topic)"
+            case .none: "none"
+            }
+        }
+    }
+
+    /// HTTP listener (`nil` disables HTTP).
+    public var httpListen: ListenAddress?
+    /// Proxies whose X-Forwarded-For / X-Real-IP are believed.
+    public var trustedProxies: [String]
+    /// Most simultaneous HTTP connections.
+    public var httpMaxConnections: Int
+    /// Idle HTTP connections are closed after this long.
+    public var httpIdleTimeout: Duration
+    /// UDP listener (`nil` disables UDP).
+    public var udpListen: ListenAddress?
+    /// Hex secret for UDP connection ids; random per process when empty.
+    public var udpConnectionIDSecret: [UInt8]?
+    /// Swarm policy.
+    public var tracker: TrackerConfiguration
+    /// How often silent peers are collected.
+    public var gcInterval: Duration
+    /// Where deltas go.
+    public var sink: SinkURL
+    /// Whether the accounting middleware runs (a plain tracker otherwise).
+    public var accountingEnabled: Bool
+    /// Log level name (trace, debug, info, notice, warning, error, critical).
+    public var logLevel: String
+
+    /// The built-in defaults: everything on loopback, file sink.
+    public static let defaults = ServiceConfiguration(
+        httpListen: ListenAddress(host: "127.0.0.1", port: 6969), trustedProxies: [], httpMaxConnections: 10_000,
+        httpIdleTimeout: .seconds(30), udpListen: ListenAddress(host: "127.0.0.1", port: 6969),
+        udpConnectionIDSecret: nil, tracker: TrackerConfiguration(), gcInterval: .seconds(60),
+        sink: .file(path: "privtrak-deltas.ptdl"), accountingEnabled: true, logLevel: "info")
+
+    /// Parses and validates a YAML document. Unknown keys and bad values throw
+    /// a ``ConfigurationError`` naming the key and the file.
+    public static func parse(
+        yaml: String, file: String, environment: [String: String] = [:]
+    ) throws(ConfigurationError) -> ServiceConfiguration {
+        var reader = try ConfigReader(yaml: yaml, file: file, environment: environment)
+        var config = ServiceConfiguration.defaults
+
+        config.httpListen = try listen(&reader, "http.listen", default: config.httpListen)
+        config.trustedProxies = try reader.stringList("http.trusted_proxies")
+        config.httpMaxConnections = try reader.integer("http.max_connections", default: 10_000, range: 1...1_000_000)
+        config.httpIdleTimeout = try reader.seconds("http.idle_timeout_s", default: 30, minimum: 0.1)
+
+        config.udpListen = try listen(&reader, "udp.listen", default: config.udpListen)
+        let secret = try reader.string("udp.connection_id_secret", default: "")
+        if !secret.isEmpty {
+            guard secret.count >= 32, let bytes = hexBytes(secret) else {
+                throw reader.fail("udp.connection_id_secret", "expected at least 32 hexadecimal characters")
+            }
+            config.udpConnectionIDSecret = bytes
+        }
+
+        var tracker = TrackerConfiguration()
+        tracker.announceInterval = try reader.integer("tracker.announce_interval_s", default: 1800, range: 10...86_400, unit: "seconds")
+        tracker.minAnnounceInterval = try reader.integer(
+            "tracker.min_announce_interval_s", default: min(900, tracker.announceInterval), range: 1...tracker.announceInterval,
+            unit: "seconds")
+        tracker.peerLifetime = try reader.integer(
+            "tracker.peer_lifetime_s", default: max(3900, tracker.announceInterval + 60), range: tracker.announceInterval...604_800,
+            unit: "seconds")
+        tracker.defaultNumWant = try reader.integer("tracker.default_numwant", default: 50, range: 0...1000)
+        tracker.maxNumWant = try reader.integer("tracker.max_numwant", default: 200, range: tracker.defaultNumWant...1000)
+        tracker.maxScrapeInfoHashes = try reader.integer("tracker.max_scrape_hashes", default: 100, range: 1...1000)
+        tracker.shardCount = try reader.integer("tracker.shards", default: 1024, range: 1...65_536)
+        config.tracker = tracker
+        config.gcInterval = try reader.seconds("tracker.gc_interval_s", default: 60, minimum: 1)
+
+        let sinkText = try reader.string("sink.url", default: config.sink.description)
+        guard let sink = SinkURL(parsing: sinkText) else {
+            throw reader.fail("sink.url", "expected file:PATH, kafka://HOST:PORT/TOPIC or none, got '\(sinkText)'")
+        }
+        config.sink = sink
+        config.accountingEnabled = try reader.bool("accounting.enabled", default: true)
+
+        config.logLevel = try reader.string("log.level", default: "info")
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logLevel) else {
+            throw reader.fail("log.level", "expected one of trace, debug, info, notice, warning, error, critical")
+        }
+
+        if let unknown = reader.unknownKeys().first {
+            throw reader.fail(unknown, "unknown key (check the spelling against the configuration reference)")
+        }
+        return config
+    }
+
+    private static func listen(
+        _ reader: inout ConfigReader, _ key: String, default defaultValue: ListenAddress?
+    ) throws(ConfigurationError) -> ListenAddress? {
+        let text = try reader.string(key, default: defaultValue?.description ?? "off")
+        if text == "off" || text.isEmpty { return nil }
+        guard let address = ListenAddress(parsing: text) else {
+            throw reader.fail(key, "expected HOST:PORT, [IPv6]:PORT or off, got '\(text)'")
+        }
+        return address
+    }
+
+    private static func hexBytes(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        var index = 0
+        while index < utf8.count {
+            guard let high = hexValue(utf8[index]), let low = hexValue(utf8[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private static func hexValue(_ character: UInt8) -> UInt8? {
+        switch character {
+        case 48...57: character - 48
+        case 97...102: character - 87
+        case 65...70: character - 55
+        default: nil
+        }
+    }
+}

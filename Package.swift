@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "PrivtrakService",
             dependencies: [
-                "BitTorrent", "Tracker", "Frontends", "Accounting", "DeltaWire", "FileSink", "KafkaSink",
+                "BitTorrent", "Tracker", "Frontends", "Accounting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -125,9 +125,10 @@ let package = Package(
         .testTarget(
             name: "FrontendsTests",
             dependencies: [
-                "Frontends",
+                "Frontends", "Tracker", "BitTorrent",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

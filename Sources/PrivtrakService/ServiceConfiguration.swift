@@ -1,3 +1,4 @@
+import Frontends
 import Tracker
 
 /// Everything `privtrak serve` is configured with: one YAML file plus
@@ -45,7 +46,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// HTTP listener (`nil` disables HTTP).
     public var httpListen: ListenAddress?
     /// Proxies whose X-Forwarded-For / X-Real-IP are believed.
-    public var trustedProxies: [String]
+    public var trustedProxies: [IPNetwork]
     /// Most simultaneous HTTP connections.
     public var httpMaxConnections: Int
     /// Idle HTTP connections are closed after this long.
@@ -81,7 +82,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
         var config = ServiceConfiguration.defaults
 
         config.httpListen = try listen(&reader, "http.listen", default: config.httpListen)
-        config.trustedProxies = try reader.stringList("http.trusted_proxies")
+        config.trustedProxies = []
+        for text in try reader.stringList("http.trusted_proxies") {
+            guard let network = IPNetwork(text) else {
+                throw reader.fail("http.trusted_proxies", "expected IP addresses or CIDR networks, got '\(text)'")
+            }
+            config.trustedProxies.append(network)
+        }
         config.httpMaxConnections = try reader.integer("http.max_connections", default: 10_000, range: 1...1_000_000)
         config.httpIdleTimeout = try reader.seconds("http.idle_timeout_s", default: 30, minimum: 0.1)
 

@@ -27,7 +27,7 @@ import Testing
         let config = try ServiceConfiguration.parse(
             yaml: yaml, file: "prod.yaml", environment: ["PRIVTRAK_TRACKER_MAX_NUMWANT": "120"])
         #expect(config.httpListen == ListenAddress(host: "::1", port: 7070))
-        #expect(config.trustedProxies == ["127.0.0.1", "::1"])
+        #expect(config.trustedProxies.map(\.description) == ["127.0.0.1/32", "0:0:0:0:0:0:0:1/128"])
         #expect(config.udpListen == nil)
         #expect(config.tracker.announceInterval == 600)
         #expect(config.tracker.minAnnounceInterval == 300)
@@ -44,6 +44,7 @@ import Testing
         ("tracker:\n  anounce_interval_s: 60\n", "tracker.anounce_interval_s", "bad.yaml line 2"),
         ("udp:\n  connection_id_secret: abc\n", "udp.connection_id_secret", "bad.yaml line 2"),
         ("log:\n  level: loud\n", "log.level", "bad.yaml line 2"),
+        ("http:\n  trusted_proxies: [10.0.0.0/33]\n", "http.trusted_proxies", "bad.yaml line 2"),
     ])
     func invalidValuesNameKeyAndFile(yaml: String, key: String, source: String) {
         #expect {

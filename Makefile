@@ -1,0 +1,55 @@
+# The two commands of the README:
+#   make run    run the tracker locally (embedded file sink, no cluster needed)
+#   make test   install what is missing, start the test broker, run every test
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+RUN_CONFIG ?= deploy/local/privtrak.yaml
+BROKER_PORT ?= 19092
+SWIFT_TEST_FLAGS ?=
+
+.PHONY: run test setup build release test-swift test-python test-e2e broker-start broker-stop format clean
+
+setup:
+	scripts/setup
+
+build:
+	swift build --build-tests
+
+release:
+	swift build -c release --product privtrak
+
+run: setup release
+	. scripts/env.sh && .build/release/privtrak serve --config $(RUN_CONFIG)
+
+broker-start:
+	. scripts/env.sh && scripts/broker start $(BROKER_PORT)
+
+broker-stop:
+	scripts/broker stop $(BROKER_PORT)
+
+test-swift:
+	. scripts/env.sh && KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(BROKER_PORT)} swift test $(SWIFT_TEST_FLAGS)
+
+test-python:
+	python3 -m pytest -q tests/python
+
+test-e2e:
+	swift build --product privtrak
+	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak /usr/bin/python3 -m pytest -q tests/e2e
+
+# Everything, in one command: setup, broker, build, Swift tests, Python tests,
+# real-client end-to-end tests. The broker is stopped whatever the outcome.
+test: setup
+	$(MAKE) broker-start
+	trap '$(MAKE) --no-print-directory broker-stop' EXIT; \
+	$(MAKE) --no-print-directory build && \
+	$(MAKE) --no-print-directory test-swift && \
+	$(MAKE) --no-print-directory test-python && \
+	$(MAKE) --no-print-directory test-e2e
+
+format:
+	swift format --in-place --recursive Package.swift Sources Tests
+
+clean:
+	rm -rf .build

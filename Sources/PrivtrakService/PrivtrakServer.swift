@@ -1,0 +1,64 @@
+import Frontends
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+import Tracker
+
+/// Wires configuration into a running tracker: the tracker core, its hooks,
+/// the frontends and the background services, under one service group that
+/// shuts down gracefully on SIGTERM/SIGINT.
+public final class PrivtrakServer: Sendable {
+    /// The validated configuration.
+    public let configuration: ServiceConfiguration
+    private let logger: Logger
+    private let boundAddresses = Mutex<[String: SocketAddress]>([:])
+
+    /// Creates a server; nothing runs until ``run()``.
+    public init(configuration: ServiceConfiguration, logger: Logger? = nil) {
+        self.configuration = configuration
+        var defaultLogger = Logger(label: "privtrak")
+        defaultLogger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        self.logger = logger ?? defaultLogger
+    }
+
+    /// The address a frontend (`http`, `udp`) is bound to, once it is.
+    public func boundAddress(of frontend: String) -> SocketAddress? {
+        boundAddresses.withLock { $0[frontend] }
+    }
+
+    /// Runs until SIGTERM/SIGINT, then stops accepting, drains and returns.
+    public func run() async throws {
+        let tracker = Tracker(configuration: configuration.tracker)
+        let group = MultiThreadedEventLoopGroup.singleton
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: PeerGarbageCollector(tracker: tracker, interval: configuration.gcInterval, logger: logger))
+        ]
+        if let listen = configuration.httpListen {
+            let http = HTTPFrontend(
+                configuration: HTTPFrontendConfiguration(
+                    host: listen.host, port: listen.port, idleTimeout: configuration.httpIdleTimeout,
+                    maxConnections: configuration.httpMaxConnections, trustedProxies: configuration.trustedProxies),
+                tracker: tracker, logger: logger)
+            services.append(.init(service: frontendService("http", http, group: group)))
+        }
+        // Frontends are last so that they are shut down first.
+        let serviceGroup = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        logger.notice(
+            "privtrak starting",
+            metadata: ["sink": "\(configuration.sink)", "accounting": "\(configuration.accountingEnabled)"])
+        try await serviceGroup.run()
+        logger.notice("privtrak stopped")
+    }
+
+    private func frontendService(_ name: String, _ frontend: any TrackerFrontend, group: any EventLoopGroup) -> FrontendService {
+        FrontendService(name: name, frontend: frontend, group: group, logger: logger) { [self] address in
+            boundAddresses.withLock { $0[name] = address }
+        }
+    }
+}
+
+extension HTTPFrontend: TrackerFrontend {}

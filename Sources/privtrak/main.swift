@@ -115,6 +115,7 @@ extension Privtrak {
 /// Writes a line to standard error (errors must not mix with data on stdout).
 enum FileHandleStandardError {
     static func write(_ line: String) {
-        fputs(line + "\n", stderr)
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
 }

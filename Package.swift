@@ -132,7 +132,14 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "AccountingTests", dependencies: ["Accounting"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "AccountingTests",
+            dependencies: [
+                "Accounting", "Tracker", "BitTorrent",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "DeltaWireTests", dependencies: ["DeltaWire"], resources: [], swiftSettings: strictSettings),
         .testTarget(name: "FileSinkTests", dependencies: ["FileSink"], swiftSettings: strictSettings),
         .testTarget(name: "KafkaSinkTests", dependencies: ["KafkaSink"], swiftSettings: strictSettings),

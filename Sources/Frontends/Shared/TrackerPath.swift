@@ -18,6 +18,12 @@ public enum TrackerPath {
         public var action: Action
         /// The credential segment, not validated beyond its shape.
         public var passkey: Substring?
+
+        /// Creates a route.
+        public init(action: Action, passkey: Substring?) {
+            self.action = action
+            self.passkey = passkey
+        }
     }
 
     /// Longest passkey segment accepted; anything longer is an absurd path.

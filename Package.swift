@@ -136,6 +136,7 @@ let package = Package(
             name: "AccountingTests",
             dependencies: [
                 "Accounting", "Tracker", "BitTorrent",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings

@@ -1,113 +1,121 @@
 #if canImport(Glibc)
-    import Glibc
+  import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+  import Darwin
 #endif
 
 /// A file descriptor with the few positional operations the delta log needs;
 /// every failure becomes a `FileSinkError.system` naming the file.
 struct OpenFile: Sendable {
-    let descriptor: Int32
-    let path: String
+  let descriptor: Int32
+  let path: String
 
-    /// Opens `path` for appending records (created with mode 0644 if missing).
-    static func openForWriting(_ path: String) throws(FileSinkError) -> OpenFile {
-        try openDescriptor(path, flags: O_RDWR | O_CREAT | O_CLOEXEC)
-    }
+  /// Opens `path` for appending records (created with mode 0644 if missing).
+  static func openForWriting(_ path: String) throws(FileSinkError) -> OpenFile {
+    try openDescriptor(path, flags: O_RDWR | O_CREAT | O_CLOEXEC)
+  }
 
-    /// Opens `path` read-only.
-    static func openForReading(_ path: String) throws(FileSinkError) -> OpenFile {
-        try openDescriptor(path, flags: O_RDONLY | O_CLOEXEC)
-    }
+  /// Opens `path` read-only.
+  static func openForReading(_ path: String) throws(FileSinkError) -> OpenFile {
+    try openDescriptor(path, flags: O_RDONLY | O_CLOEXEC)
+  }
 
-    private static func openDescriptor(_ path: String, flags: Int32) throws(FileSinkError) -> OpenFile {
-        while true {
-            let descriptor = open(path, flags, 0o644)
-            if descriptor >= 0 { return OpenFile(descriptor: descriptor, path: path) }
-            if errno != EINTR { throw .system(operation: "open", path: path, errno: errno) }
-        }
+  private static func openDescriptor(_ path: String, flags: Int32) throws(FileSinkError) -> OpenFile
+  {
+    while true {
+      let descriptor = open(path, flags, 0o644)
+      if descriptor >= 0 { return OpenFile(descriptor: descriptor, path: path) }
+      if errno != EINTR { throw .system(operation: "open", path: path, errno: errno) }
     }
+  }
 
-    /// Takes the exclusive advisory lock that keeps a second writer out.
-    func lockExclusively() throws(FileSinkError) {
-        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
-            if errno == EWOULDBLOCK { throw .locked(path: path) }
-            if errno != EINTR { throw .system(operation: "flock", path: path, errno: errno) }
-        }
+  /// Takes the exclusive advisory lock that keeps a second writer out.
+  func lockExclusively() throws(FileSinkError) {
+    while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+      if errno == EWOULDBLOCK { throw .locked(path: path) }
+      if errno != EINTR { throw .system(operation: "flock", path: path, errno: errno) }
     }
+  }
 
-    /// The current file size.
-    func size() throws(FileSinkError) -> Int64 {
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw .system(operation: "fstat", path: path, errno: errno) }
-        return Int64(status.st_size)
+  /// The current file size.
+  func size() throws(FileSinkError) -> Int64 {
+    var status = stat()
+    guard fstat(descriptor, &status) == 0 else {
+      throw .system(operation: "fstat", path: path, errno: errno)
     }
+    return Int64(status.st_size)
+  }
 
-    /// Up to `count` bytes at `offset`; fewer only at the end of the file.
-    func read(count: Int, at offset: Int64) throws(FileSinkError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let result = bytes.withUnsafeMutableBytes { buffer in
-                pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-            }
-            if result > 0 {
-                done += result
-            } else if result == 0 {
-                break
-            } else if errno != EINTR {
-                throw .system(operation: "pread", path: path, errno: errno)
-            }
-        }
-        bytes.removeLast(count - done)
-        return bytes
+  /// Up to `count` bytes at `offset`; fewer only at the end of the file.
+  func read(count: Int, at offset: Int64) throws(FileSinkError) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: count)
+    var done = 0
+    while done < count {
+      let result = bytes.withUnsafeMutableBytes { buffer in
+        pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+      }
+      if result > 0 {
+        done += result
+      } else if result == 0 {
+        break
+      } else if errno != EINTR {
+        throw .system(operation: "pread", path: path, errno: errno)
+      }
     }
+    bytes.removeLast(count - done)
+    return bytes
+  }
 
-    /// Writes all of `bytes` at `offset`.
-    func write(_ bytes: [UInt8], at offset: Int64) throws(FileSinkError) {
-        var done = 0
-        while done < bytes.count {
-            let result = bytes.withUnsafeBytes { buffer in
-                pwrite(descriptor, buffer.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-            }
-            if result >= 0 {
-                done += result
-            } else if errno != EINTR {
-                throw .system(operation: "pwrite", path: path, errno: errno)
-            }
-        }
+  /// Writes all of `bytes` at `offset`.
+  func write(_ bytes: [UInt8], at offset: Int64) throws(FileSinkError) {
+    var done = 0
+    while done < bytes.count {
+      let result = bytes.withUnsafeBytes { buffer in
+        pwrite(
+          descriptor, buffer.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+      }
+      if result >= 0 {
+        done += result
+      } else if errno != EINTR {
+        throw .system(operation: "pwrite", path: path, errno: errno)
+      }
     }
+  }
 
-    /// Cuts the file to `size` bytes.
-    func truncate(to size: Int64) throws(FileSinkError) {
-        while ftruncate(descriptor, off_t(size)) != 0 {
-            if errno != EINTR { throw .system(operation: "ftruncate", path: path, errno: errno) }
-        }
+  /// Cuts the file to `size` bytes.
+  func truncate(to size: Int64) throws(FileSinkError) {
+    while ftruncate(descriptor, off_t(size)) != 0 {
+      if errno != EINTR { throw .system(operation: "ftruncate", path: path, errno: errno) }
     }
+  }
 
-    /// Makes written data (and the file size) durable.
-    func synchronize() throws(FileSinkError) {
-        while fdatasync(descriptor) != 0 {
-            if errno != EINTR { throw .system(operation: "fdatasync", path: path, errno: errno) }
-        }
+  /// Makes written data (and the file size) durable.
+  func synchronize() throws(FileSinkError) {
+    while fdatasync(descriptor) != 0 {
+      if errno != EINTR { throw .system(operation: "fdatasync", path: path, errno: errno) }
     }
+  }
 
-    /// Makes the file's directory entry durable (after creating the file).
-    func synchronizeDirectory() throws(FileSinkError) {
-        let directory: String
-        if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) {
-            directory = slash == path.utf8.startIndex ? "/" : String(path[..<slash])
-        } else {
-            directory = "."
-        }
-        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .system(operation: "open directory", path: directory, errno: errno) }
-        defer { _ = close(descriptor) }
-        guard fsync(descriptor) == 0 else { throw .system(operation: "fsync directory", path: directory, errno: errno) }
+  /// Makes the file's directory entry durable (after creating the file).
+  func synchronizeDirectory() throws(FileSinkError) {
+    let directory: String
+    if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) {
+      directory = slash == path.utf8.startIndex ? "/" : String(path[..<slash])
+    } else {
+      directory = "."
     }
+    let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard descriptor >= 0 else {
+      throw .system(operation: "open directory", path: directory, errno: errno)
+    }
+    defer { _ = close(descriptor) }
+    guard fsync(descriptor) == 0 else {
+      throw .system(operation: "fsync directory", path: directory, errno: errno)
+    }
+  }
 
-    /// Releases the descriptor (and with it the lock).
-    func release() {
-        _ = close(descriptor)
-    }
+  /// Releases the descriptor (and with it the lock).
+  func release() {
+    _ = close(descriptor)
+  }
 }

@@ -18,15 +18,22 @@ struct UserCountEstimator: Sendable {
 
     /// Notes one user.
     mutating func add(_ userID: UserID) {
-        var hasher = Hasher()
-        hasher.combine(userID.high)
-        hasher.combine(userID.low)
-        let hash = UInt64(UInt(bitPattern: hasher.finalize()))
+        // A fixed mixer, not the per-process seeded `Hasher`: a gauge needs no
+        // flooding resistance, and a deterministic estimate is testable.
+        let hash = Self.mix(userID.high ^ Self.mix(userID.low))
         let register = Int(truncatingIfNeeded: hash >> UInt64(64 - Self.registerBits))
         // A guard bit caps the rank at 64 - registerBits + 1.
         let remainder = hash << UInt64(Self.registerBits) | 1 << UInt64(Self.registerBits - 1)
         let rank = UInt8(remainder.leadingZeroBitCount + 1)
         if rank > registers[register] { registers[register] = rank }
+    }
+
+    /// The SplitMix64 finaliser: a bijection that spreads every input bit.
+    private static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     /// The estimated number of distinct users added.

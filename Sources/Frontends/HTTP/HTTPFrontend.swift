@@ -16,117 +16,124 @@ import Tracker
 /// try await http.shutdown()
 /// ```
 public final class HTTPFrontend: Sendable {
-    /// The settings this frontend was created with.
-    public let configuration: HTTPFrontendConfiguration
-    private let tracker: Tracker
-    private let logger: Logger
-    private let connections: ConnectionRegistry
-    private let serverChannel = Mutex<(any Channel)?>(nil)
+  /// The settings this frontend was created with.
+  public let configuration: HTTPFrontendConfiguration
+  private let tracker: Tracker
+  private let logger: Logger
+  private let connections: ConnectionRegistry
+  private let serverChannel = Mutex<(any Channel)?>(nil)
 
-    /// Creates a frontend that answers with `tracker`; nothing listens until ``start(group:)``.
-    public init(configuration: HTTPFrontendConfiguration, tracker: Tracker, logger: Logger) {
-        self.configuration = configuration
-        self.tracker = tracker
-        self.logger = logger
-        self.connections = ConnectionRegistry(limit: max(1, configuration.maxConnections))
-    }
+  /// Creates a frontend that answers with `tracker`; nothing listens until ``start(group:)``.
+  public init(configuration: HTTPFrontendConfiguration, tracker: Tracker, logger: Logger) {
+    self.configuration = configuration
+    self.tracker = tracker
+    self.logger = logger
+    self.connections = ConnectionRegistry(limit: max(1, configuration.maxConnections))
+  }
 
-    /// Binds and starts accepting connections on `group`'s event loops.
-    /// Returns the bound address (with the real port when the configured port is 0).
-    @discardableResult
-    public func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> SocketAddress {
-        let configuration = configuration
-        let tracker = tracker
-        let logger = logger
-        let connections = connections
-        let parser = HTTPAnnounceParser(acceptClientSuppliedIP: configuration.acceptClientSuppliedIP)
-        let resolver = ClientAddressResolver(trustedProxies: configuration.trustedProxies)
-        let decoderLimits = Self.decoderLimits(configuration)
+  /// Binds and starts accepting connections on `group`'s event loops.
+  /// Returns the bound address (with the real port when the configured port is 0).
+  @discardableResult
+  public func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws
+    -> SocketAddress
+  {
+    let configuration = configuration
+    let tracker = tracker
+    let logger = logger
+    let connections = connections
+    let parser = HTTPAnnounceParser(acceptClientSuppliedIP: configuration.acceptClientSuppliedIP)
+    let resolver = ClientAddressResolver(trustedProxies: configuration.trustedProxies)
+    let decoderLimits = Self.decoderLimits(configuration)
 
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: configuration.listenBacklog)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
-            .childChannelInitializer { channel in
-                guard connections.admit(channel) else {
-                    logger.debug("connection refused: limit reached", metadata: ["limit": "\(connections.limit)"])
-                    return channel.eventLoop.makeFailedFuture(ConnectionRegistry.LimitReached())
-                }
-                return channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout.timeAmount))
-                    try pipeline.addHandler(
-                        HTTPHeadLimitHandler(
-                            // Room for the method and ` HTTP/1.1` around the target.
-                            maxRequestLineLength: configuration.maxURLLength + 32,
-                            maxHeadLength: configuration.maxHeaderBytes,
-                            headTimeout: configuration.headTimeout.timeAmount))
-                    try pipeline.addHandler(HTTPResponseEncoder())
-                    try pipeline.addHandler(
-                        ByteToMessageHandler(
-                            HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
-                    try pipeline.addHandler(
-                        HTTPTrackerHandler(
-                            tracker: tracker, parser: parser, resolver: resolver,
-                            maxURLLength: configuration.maxURLLength,
-                            maxPipelinedRequests: configuration.maxPipelinedRequests, logger: logger))
-                }
-            }
-        let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-        let alreadyStarted = serverChannel.withLock { current -> Bool in
-            guard current == nil else { return true }
-            current = channel
-            return false
+    let bootstrap = ServerBootstrap(group: group)
+      .serverChannelOption(.backlog, value: configuration.listenBacklog)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+      .childChannelOption(.maxMessagesPerRead, value: 4)
+      .childChannelInitializer { channel in
+        guard connections.admit(channel) else {
+          logger.debug(
+            "connection refused: limit reached", metadata: ["limit": "\(connections.limit)"])
+          return channel.eventLoop.makeFailedFuture(ConnectionRegistry.LimitReached())
         }
-        guard !alreadyStarted else {
-            try? await channel.close()
-            throw FrontendError.alreadyStarted
+        return channel.eventLoop.makeCompletedFuture {
+          let pipeline = channel.pipeline.syncOperations
+          try pipeline.addHandler(
+            IdleStateHandler(readTimeout: configuration.idleTimeout.timeAmount))
+          try pipeline.addHandler(
+            HTTPHeadLimitHandler(
+              // Room for the method and ` HTTP/1.1` around the target.
+              maxRequestLineLength: configuration.maxURLLength + 32,
+              maxHeadLength: configuration.maxHeaderBytes,
+              headTimeout: configuration.headTimeout.timeAmount))
+          try pipeline.addHandler(HTTPResponseEncoder())
+          try pipeline.addHandler(
+            ByteToMessageHandler(
+              HTTPRequestDecoder(
+                leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
+          try pipeline.addHandler(
+            HTTPTrackerHandler(
+              tracker: tracker, parser: parser, resolver: resolver,
+              maxURLLength: configuration.maxURLLength,
+              maxPipelinedRequests: configuration.maxPipelinedRequests, logger: logger))
         }
-        let address = channel.localAddress!
-        logger.info("HTTP frontend listening", metadata: ["address": "\(address)"])
-        return address
+      }
+    let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+    let alreadyStarted = serverChannel.withLock { current -> Bool in
+      guard current == nil else { return true }
+      current = channel
+      return false
     }
-
-    /// A backstop only: the head scanner in front of the decoder enforces the real limit first.
-    private static func decoderLimits(_ configuration: HTTPFrontendConfiguration) -> NIOHTTPDecoderLimitConfiguration {
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = configuration.maxHeaderBytes + 64
-        limits.maxHeaderFieldSize = configuration.maxHeaderBytes + 64
-        limits.maxHeaderFieldCount = configuration.maxHeaderBytes / 4 + 1
-        return limits
+    guard !alreadyStarted else {
+      try? await channel.close()
+      throw FrontendError.alreadyStarted
     }
+    let address = channel.localAddress!
+    logger.info("HTTP frontend listening", metadata: ["address": "\(address)"])
+    return address
+  }
 
-    /// The bound address while running.
-    public var localAddress: SocketAddress? {
-        serverChannel.withLock { $0?.localAddress }
+  /// A backstop only: the head scanner in front of the decoder enforces the real limit first.
+  private static func decoderLimits(_ configuration: HTTPFrontendConfiguration)
+    -> NIOHTTPDecoderLimitConfiguration
+  {
+    var limits = NIOHTTPDecoderLimitConfiguration()
+    limits.maxHeaderListSize = configuration.maxHeaderBytes + 64
+    limits.maxHeaderFieldSize = configuration.maxHeaderBytes + 64
+    limits.maxHeaderFieldCount = configuration.maxHeaderBytes / 4 + 1
+    return limits
+  }
+
+  /// The bound address while running.
+  public var localAddress: SocketAddress? {
+    serverChannel.withLock { $0?.localAddress }
+  }
+
+  /// Open client connections now.
+  public var connectionCount: Int { connections.count }
+
+  /// Stops accepting, lets each connection finish the requests it has in
+  /// flight, closes it, and returns once every connection is closed.
+  public func shutdown() async throws {
+    let channel = serverChannel.withLock { current in
+      defer { current = nil }
+      return current
     }
-
-    /// Open client connections now.
-    public var connectionCount: Int { connections.count }
-
-    /// Stops accepting, lets each connection finish the requests it has in
-    /// flight, closes it, and returns once every connection is closed.
-    public func shutdown() async throws {
-        let channel = serverChannel.withLock { current in
-            defer { current = nil }
-            return current
-        }
-        guard let channel else { return }
-        try? await channel.close()
-        let open = connections.snapshot()
-        for connection in open {
-            connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-        }
-        for connection in open {
-            try? await connection.closeFuture.get()
-        }
-        logger.info("HTTP frontend stopped")
+    guard let channel else { return }
+    try? await channel.close()
+    let open = connections.snapshot()
+    for connection in open {
+      connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
     }
+    for connection in open {
+      try? await connection.closeFuture.get()
+    }
+    logger.info("HTTP frontend stopped")
+  }
 }
 
 /// Lifecycle misuse of a frontend.
 public enum FrontendError: Error, Sendable, Equatable {
-    /// ``HTTPFrontend/start(group:)`` or ``UDPFrontend/start(group:)`` was called twice.
-    case alreadyStarted
+  /// ``HTTPFrontend/start(group:)`` or ``UDPFrontend/start(group:)`` was called twice.
+  case alreadyStarted
 }

@@ -2,6 +2,6 @@
 /// only, so a log line never hands out a working credential.
 @usableFromInline
 func redactedPasskey(_ passkey: Substring?) -> String {
-    guard let passkey else { return "-" }
-    return String(passkey.prefix(4)) + "…"
+  guard let passkey else { return "-" }
+  return String(passkey.prefix(4)) + "…"
 }

@@ -11,57 +11,57 @@ import Tracker
 /// clients to reuse an id for at most one minute and servers to accept it for
 /// two.
 public struct UDPConnectionIDs: Sendable {
-    /// Length of one time bucket.
-    public static let bucketSeconds: Int64 = 60
+  /// Length of one time bucket.
+  public static let bucketSeconds: Int64 = 60
 
-    private let key: SymmetricKey
-    private let clock: any TrackerClock
+  private let key: SymmetricKey
+  private let clock: any TrackerClock
 
-    /// Creates a generator keyed with `secret` (use the same secret on every
-    /// process behind one address), reading time from `clock`.
-    public init(secret: [UInt8], clock: any TrackerClock) {
-        self.key = SymmetricKey(data: secret)
-        self.clock = clock
+  /// Creates a generator keyed with `secret` (use the same secret on every
+  /// process behind one address), reading time from `clock`.
+  public init(secret: [UInt8], clock: any TrackerClock) {
+    self.key = SymmetricKey(data: secret)
+    self.clock = clock
+  }
+
+  /// 32 fresh random bytes, for a per-process secret.
+  public static func randomSecret() -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+  }
+
+  /// A connection id for `address`:`port`, valid from now.
+  public func make(for address: IPAddress, port: UInt16) -> UInt64 {
+    id(bucket: currentBucket(), address: address, port: port)
+  }
+
+  /// Whether `id` was issued to `address`:`port` in this bucket or the previous one.
+  public func isValid(_ id: UInt64, for address: IPAddress, port: UInt16) -> Bool {
+    let bucket = currentBucket()
+    return id == self.id(bucket: bucket, address: address, port: port)
+      || id == self.id(bucket: bucket - 1, address: address, port: port)
+  }
+
+  private func currentBucket() -> Int64 {
+    clock.nowMilliseconds() / 1000 / Self.bucketSeconds
+  }
+
+  private func id(bucket: Int64, address: IPAddress, port: UInt16) -> UInt64 {
+    // bucket (8) ‖ address as 16 bytes, IPv4 mapped (16) ‖ port (2)
+    var message = [UInt8]()
+    message.reserveCapacity(26)
+    for shift in stride(from: 56, through: 0, by: -8) {
+      message.append(UInt8(truncatingIfNeeded: UInt64(bitPattern: bucket) >> UInt64(shift)))
     }
-
-    /// 32 fresh random bytes, for a per-process secret.
-    public static func randomSecret() -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    if case .v4 = address {
+      message.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff])
     }
-
-    /// A connection id for `address`:`port`, valid from now.
-    public func make(for address: IPAddress, port: UInt16) -> UInt64 {
-        id(bucket: currentBucket(), address: address, port: port)
+    address.append(to: &message)
+    message.append(UInt8(truncatingIfNeeded: port >> 8))
+    message.append(UInt8(truncatingIfNeeded: port))
+    let mac = HMAC<SHA256>.authenticationCode(for: message, using: key)
+    return mac.withUnsafeBytes { bytes in
+      bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
-
-    /// Whether `id` was issued to `address`:`port` in this bucket or the previous one.
-    public func isValid(_ id: UInt64, for address: IPAddress, port: UInt16) -> Bool {
-        let bucket = currentBucket()
-        return id == self.id(bucket: bucket, address: address, port: port)
-            || id == self.id(bucket: bucket - 1, address: address, port: port)
-    }
-
-    private func currentBucket() -> Int64 {
-        clock.nowMilliseconds() / 1000 / Self.bucketSeconds
-    }
-
-    private func id(bucket: Int64, address: IPAddress, port: UInt16) -> UInt64 {
-        // bucket (8) ‖ address as 16 bytes, IPv4 mapped (16) ‖ port (2)
-        var message = [UInt8]()
-        message.reserveCapacity(26)
-        for shift in stride(from: 56, through: 0, by: -8) {
-            message.append(UInt8(truncatingIfNeeded: UInt64(bitPattern: bucket) >> UInt64(shift)))
-        }
-        if case .v4 = address {
-            message.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff])
-        }
-        address.append(to: &message)
-        message.append(UInt8(truncatingIfNeeded: port >> 8))
-        message.append(UInt8(truncatingIfNeeded: port))
-        let mac = HMAC<SHA256>.authenticationCode(for: message, using: key)
-        return mac.withUnsafeBytes { bytes in
-            bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
-        }
-    }
+  }
 }

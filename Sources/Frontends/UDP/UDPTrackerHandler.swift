@@ -8,160 +8,173 @@ import Tracker
 /// answers hop back. Anti-amplification: until a sender proves its address
 /// with a valid connection id, nothing sent to it is larger than what it sent.
 final class UDPTrackerHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+  typealias InboundIn = AddressedEnvelope<ByteBuffer>
+  typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
-    private let tracker: Tracker
-    private let connectionIDs: UDPConnectionIDs
-    private let maxInFlightRequests: Int
-    private let acceptClientSuppliedIP: Bool
-    private let logger: Logger
-    private var context: ChannelHandlerContext?
-    private var inFlight = 0
-    private var needsFlush = false
+  private let tracker: Tracker
+  private let connectionIDs: UDPConnectionIDs
+  private let maxInFlightRequests: Int
+  private let acceptClientSuppliedIP: Bool
+  private let logger: Logger
+  private var context: ChannelHandlerContext?
+  private var inFlight = 0
+  private var needsFlush = false
 
-    init(
-        tracker: Tracker, connectionIDs: UDPConnectionIDs, maxInFlightRequests: Int, acceptClientSuppliedIP: Bool,
-        logger: Logger
-    ) {
-        self.tracker = tracker
-        self.connectionIDs = connectionIDs
-        self.maxInFlightRequests = maxInFlightRequests
-        self.acceptClientSuppliedIP = acceptClientSuppliedIP
-        self.logger = logger
+  init(
+    tracker: Tracker, connectionIDs: UDPConnectionIDs, maxInFlightRequests: Int,
+    acceptClientSuppliedIP: Bool,
+    logger: Logger
+  ) {
+    self.tracker = tracker
+    self.connectionIDs = connectionIDs
+    self.maxInFlightRequests = maxInFlightRequests
+    self.acceptClientSuppliedIP = acceptClientSuppliedIP
+    self.logger = logger
+  }
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    self.context = nil
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let envelope = unwrapInboundIn(data)
+    let packet = envelope.data
+    guard let header = UDPPacketCodec.parseHeader(packet),
+      let client = envelope.remoteAddress.trackerIPAddress,
+      let rawPort = envelope.remoteAddress.port, let clientPort = UInt16(exactly: rawPort)
+    else { return }
+    let remote = envelope.remoteAddress
+
+    switch UDPPacketCodec.Action(rawValue: header.action) {
+    case .connect:
+      guard header.connectionID == UDPPacketCodec.protocolID else {
+        replyError(
+          header, "bad protocol id", to: remote, requestLength: packet.readableBytes,
+          context: context)
+        return
+      }
+      var buffer = context.channel.allocator.buffer(capacity: 16)
+      UDPPacketCodec.writeConnect(
+        transactionID: header.transactionID,
+        connectionID: connectionIDs.make(for: client, port: clientPort), into: &buffer)
+      send(buffer, to: remote, context: context)
+
+    case .announce, .scrape:
+      guard connectionIDs.isValid(header.connectionID, for: client, port: clientPort) else {
+        replyError(
+          header, "bad connection id", to: remote, requestLength: packet.readableBytes,
+          context: context)
+        return
+      }
+      // Verified from here on: full-size answers are allowed.
+      guard inFlight < maxInFlightRequests else {
+        logger.debug("UDP request dropped: too many in flight")
+        return
+      }
+      let work: @Sendable (inout ByteBuffer) async -> Void
+      do throws(TrackerFailure) {
+        work = try makeWork(header: header, packet: packet, client: client)
+      } catch {
+        logger.debug("rejected UDP request", metadata: ["reason": "\(error.reason)"])
+        replyError(header, error.reason, to: remote, requestLength: nil, context: context)
+        return
+      }
+      inFlight += 1
+      let eventLoop = context.eventLoop
+      let allocator = context.channel.allocator
+      let handler = NIOLoopBound(self, eventLoop: eventLoop)
+      Task {
+        var buffer = allocator.buffer(capacity: 64)
+        await work(&buffer)
+        let answer = buffer
+        eventLoop.execute { handler.value.finish(answer, to: remote) }
+      }
+
+    case .error, nil:
+      let verified = connectionIDs.isValid(header.connectionID, for: client, port: clientPort)
+      replyError(
+        header, "unknown action: \(header.action)", to: remote,
+        requestLength: verified ? nil : packet.readableBytes, context: context)
     }
+  }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        let packet = envelope.data
-        guard let header = UDPPacketCodec.parseHeader(packet),
-            let client = envelope.remoteAddress.trackerIPAddress,
-            let rawPort = envelope.remoteAddress.port, let clientPort = UInt16(exactly: rawPort)
-        else { return }
-        let remote = envelope.remoteAddress
-
-        switch UDPPacketCodec.Action(rawValue: header.action) {
-        case .connect:
-            guard header.connectionID == UDPPacketCodec.protocolID else {
-                replyError(header, "bad protocol id", to: remote, requestLength: packet.readableBytes, context: context)
-                return
-            }
-            var buffer = context.channel.allocator.buffer(capacity: 16)
-            UDPPacketCodec.writeConnect(
-                transactionID: header.transactionID,
-                connectionID: connectionIDs.make(for: client, port: clientPort), into: &buffer)
-            send(buffer, to: remote, context: context)
-
-        case .announce, .scrape:
-            guard connectionIDs.isValid(header.connectionID, for: client, port: clientPort) else {
-                replyError(header, "bad connection id", to: remote, requestLength: packet.readableBytes, context: context)
-                return
-            }
-            // Verified from here on: full-size answers are allowed.
-            guard inFlight < maxInFlightRequests else {
-                logger.debug("UDP request dropped: too many in flight")
-                return
-            }
-            let work: @Sendable (inout ByteBuffer) async -> Void
-            do throws(TrackerFailure) {
-                work = try makeWork(header: header, packet: packet, client: client)
-            } catch {
-                logger.debug("rejected UDP request", metadata: ["reason": "\(error.reason)"])
-                replyError(header, error.reason, to: remote, requestLength: nil, context: context)
-                return
-            }
-            inFlight += 1
-            let eventLoop = context.eventLoop
-            let allocator = context.channel.allocator
-            let handler = NIOLoopBound(self, eventLoop: eventLoop)
-            Task {
-                var buffer = allocator.buffer(capacity: 64)
-                await work(&buffer)
-                let answer = buffer
-                eventLoop.execute { handler.value.finish(answer, to: remote) }
-            }
-
-        case .error, nil:
-            let verified = connectionIDs.isValid(header.connectionID, for: client, port: clientPort)
-            replyError(
-                header, "unknown action: \(header.action)", to: remote,
-                requestLength: verified ? nil : packet.readableBytes, context: context)
+  /// Parses the request now (on the loop, so bad input is answered at
+  /// once) and returns the tracker call that writes the answer.
+  private func makeWork(header: UDPPacketCodec.Header, packet: ByteBuffer, client: IPAddress)
+    throws(TrackerFailure)
+    -> @Sendable (inout ByteBuffer) async -> Void
+  {
+    let tracker = tracker
+    let transactionID = header.transactionID
+    if header.action == UDPPacketCodec.Action.announce.rawValue {
+      let request = try UDPPacketCodec.parseAnnounce(
+        packet, client: client, acceptClientSuppliedIP: acceptClientSuppliedIP)
+      if let passkey = request.passkey {
+        logger.trace("UDP announce", metadata: ["passkey": "\(redactedPasskey(passkey))"])
+      }
+      return { buffer in
+        do throws(TrackerFailure) {
+          let response = try await tracker.announce(request)
+          UDPPacketCodec.writeAnnounce(
+            response, transactionID: transactionID, ipv6: client.isIPv6, into: &buffer)
+        } catch {
+          UDPPacketCodec.writeError(
+            transactionID: transactionID, message: error.reason, into: &buffer)
         }
+      }
     }
-
-    /// Parses the request now (on the loop, so bad input is answered at
-    /// once) and returns the tracker call that writes the answer.
-    private func makeWork(header: UDPPacketCodec.Header, packet: ByteBuffer, client: IPAddress) throws(TrackerFailure)
-        -> @Sendable (inout ByteBuffer) async -> Void
-    {
-        let tracker = tracker
-        let transactionID = header.transactionID
-        if header.action == UDPPacketCodec.Action.announce.rawValue {
-            let request = try UDPPacketCodec.parseAnnounce(
-                packet, client: client, acceptClientSuppliedIP: acceptClientSuppliedIP)
-            if let passkey = request.passkey {
-                logger.trace("UDP announce", metadata: ["passkey": "\(redactedPasskey(passkey))"])
-            }
-            return { buffer in
-                do throws(TrackerFailure) {
-                    let response = try await tracker.announce(request)
-                    UDPPacketCodec.writeAnnounce(
-                        response, transactionID: transactionID, ipv6: client.isIPv6, into: &buffer)
-                } catch {
-                    UDPPacketCodec.writeError(transactionID: transactionID, message: error.reason, into: &buffer)
-                }
-            }
-        }
-        let request = try UDPPacketCodec.parseScrape(packet, client: client)
-        return { buffer in
-            do throws(TrackerFailure) {
-                let response = try await tracker.scrape(request)
-                UDPPacketCodec.writeScrape(response, transactionID: transactionID, into: &buffer)
-            } catch {
-                UDPPacketCodec.writeError(transactionID: transactionID, message: error.reason, into: &buffer)
-            }
-        }
-    }
-
-    private func finish(_ answer: ByteBuffer, to remote: SocketAddress) {
-        inFlight -= 1
-        guard let context else { return }
-        context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: answer)), promise: nil)
-    }
-
-    private func replyError(
-        _ header: UDPPacketCodec.Header, _ message: String, to remote: SocketAddress, requestLength: Int?,
-        context: ChannelHandlerContext
-    ) {
-        var buffer = context.channel.allocator.buffer(capacity: 8 + message.utf8.count)
+    let request = try UDPPacketCodec.parseScrape(packet, client: client)
+    return { buffer in
+      do throws(TrackerFailure) {
+        let response = try await tracker.scrape(request)
+        UDPPacketCodec.writeScrape(response, transactionID: transactionID, into: &buffer)
+      } catch {
         UDPPacketCodec.writeError(
-            transactionID: header.transactionID, message: message, maxLength: requestLength, into: &buffer)
-        send(buffer, to: remote, context: context)
+          transactionID: transactionID, message: error.reason, into: &buffer)
+      }
     }
+  }
 
-    private func send(_ buffer: ByteBuffer, to remote: SocketAddress, context: ChannelHandlerContext) {
-        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: buffer)), promise: nil)
-        needsFlush = true
-    }
+  private func finish(_ answer: ByteBuffer, to remote: SocketAddress) {
+    inFlight -= 1
+    guard let context else { return }
+    context.writeAndFlush(
+      wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: answer)), promise: nil)
+  }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
-        context.fireChannelReadComplete()
-    }
+  private func replyError(
+    _ header: UDPPacketCodec.Header, _ message: String, to remote: SocketAddress,
+    requestLength: Int?,
+    context: ChannelHandlerContext
+  ) {
+    var buffer = context.channel.allocator.buffer(capacity: 8 + message.utf8.count)
+    UDPPacketCodec.writeError(
+      transactionID: header.transactionID, message: message, maxLength: requestLength, into: &buffer
+    )
+    send(buffer, to: remote, context: context)
+  }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A datagram socket survives per-packet errors (e.g. ICMP port unreachable); keep serving.
-        logger.debug("UDP socket error", metadata: ["error": "\(error)"])
+  private func send(_ buffer: ByteBuffer, to remote: SocketAddress, context: ChannelHandlerContext)
+  {
+    context.write(
+      wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: buffer)), promise: nil)
+    needsFlush = true
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    if needsFlush {
+      needsFlush = false
+      context.flush()
     }
+    context.fireChannelReadComplete()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    // A datagram socket survives per-packet errors (e.g. ICMP port unreachable); keep serving.
+    logger.debug("UDP socket error", metadata: ["error": "\(error)"])
+  }
 }

@@ -13,9 +13,10 @@ import Logging
 /// file: an exclusive `flock` keeps a second writer out.
 ///
 /// Writes, and with `.everyBatch` the fdatasync, run inside the actor on the
-/// calling task's (cooperative) thread. That is fine for the embedded
-/// default at its batch rates (one sync per sealed batch, typically a few
-/// milliseconds); deployments that need more use KafkaSink.
+/// calling task's (cooperative) thread, blocking it for the duration of the
+/// system calls. That is acceptable for the embedded default (one write and
+/// at most one sync per sealed batch, not per announce); deployments that
+/// need more throughput use KafkaSink.
 public actor FileSink: DeltaSink {
   /// The log file.
   public nonisolated let path: String
@@ -25,7 +26,7 @@ public actor FileSink: DeltaSink {
   private let configuration: FileSinkConfiguration
   private let logger: Logger
   private var file: OpenFile?
-  private var statistics_: FileSinkStatistics
+  private var counters: FileSinkStatistics
   private let elapsed: @Sendable () -> Duration
   private let sleep: @Sendable (Duration) async throws -> Void
   private var lastSync: Duration
@@ -60,7 +61,7 @@ public actor FileSink: DeltaSink {
     self.configuration = configuration
     self.logger = logger
     self.file = opened.file
-    self.statistics_ = FileSinkStatistics(fileSize: opened.end)
+    self.counters = FileSinkStatistics(fileSize: opened.end)
     self.elapsed = { origin.duration(to: clock.now) }
     self.sleep = { try await clock.sleep(for: $0) }
     self.lastSync = .zero
@@ -71,7 +72,7 @@ public actor FileSink: DeltaSink {
   }
 
   /// Counters since open.
-  public var statistics: FileSinkStatistics { statistics_ }
+  public var statistics: FileSinkStatistics { counters }
 
   /// Appends the batch as one record; with `.everyBatch` returns only after
   /// it is synced. An empty batch writes nothing. On failure the file is cut
@@ -85,11 +86,11 @@ public actor FileSink: DeltaSink {
       throw .batchTooLarge(path: path, bytes: payload.count, limit: configuration.maxRecordBytes)
     }
     let record = DeltaLogFormat.record(payload: payload)
-    let start = statistics_.fileSize
+    let start = counters.fileSize
     do {
       try file.write(record, at: start)
-      statistics_.fileSize += Int64(record.count)
-      statistics_.unsyncedBytes += Int64(record.count)
+      counters.fileSize += Int64(record.count)
+      counters.unsyncedBytes += Int64(record.count)
       switch configuration.fsyncPolicy {
       case .everyBatch: try synchronize(file)
       case .interval(let interval): if elapsed() - lastSync >= interval { try synchronize(file) }
@@ -97,28 +98,34 @@ public actor FileSink: DeltaSink {
       }
     } catch {
       // Leave no partial or unsynced record behind for the caller's retry
-      // to duplicate. (Best effort: if this fails too, the next open
-      // repairs the tail.)
-      try? file.truncate(to: start)
-      statistics_.unsyncedBytes -= statistics_.fileSize - start
-      statistics_.fileSize = start
+      // to duplicate. Best effort: the next append overwrites from `start`
+      // anyway, and a partial record left at the end is repaired on open.
+      do {
+        try file.truncate(to: start)
+      } catch let truncation {
+        logger.error(
+          "could not cut back a failed append; a retry may duplicate the batch",
+          metadata: ["path": "\(path)", "offset": "\(start)", "error": "\(truncation)"])
+      }
+      counters.unsyncedBytes -= counters.fileSize - start
+      counters.fileSize = start
       throw error
     }
-    statistics_.batches += 1
-    statistics_.deltas += batch.deltas.count
+    counters.batches += 1
+    counters.deltas += batch.deltas.count
   }
 
   /// Syncs now if anything is unsynced.
   public func sync() throws(FileSinkError) {
     guard let file else { throw .closed(path: path) }
-    if statistics_.unsyncedBytes > 0 { try synchronize(file) }
+    if counters.unsyncedBytes > 0 { try synchronize(file) }
   }
 
   /// With `.interval`, syncs if anything is unsynced and the last sync is at
   /// least one interval old; otherwise does nothing.
   public func syncIfDue() throws(FileSinkError) {
     guard case .interval(let interval) = configuration.fsyncPolicy, let file else { return }
-    if statistics_.unsyncedBytes > 0, elapsed() - lastSync >= interval { try synchronize(file) }
+    if counters.unsyncedBytes > 0, elapsed() - lastSync >= interval { try synchronize(file) }
   }
 
   /// With `.interval`, runs until cancelled or closed, calling `syncIfDue()`
@@ -141,13 +148,13 @@ public actor FileSink: DeltaSink {
       file.release()
       self.file = nil
     }
-    if configuration.fsyncPolicy != .never, statistics_.unsyncedBytes > 0 { try synchronize(file) }
+    if configuration.fsyncPolicy != .never, counters.unsyncedBytes > 0 { try synchronize(file) }
   }
 
   private func synchronize(_ file: OpenFile) throws(FileSinkError) {
     try file.synchronize()
-    statistics_.syncs += 1
-    statistics_.unsyncedBytes = 0
+    counters.syncs += 1
+    counters.unsyncedBytes = 0
     lastSync = elapsed()
   }
 

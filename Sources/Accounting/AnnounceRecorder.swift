@@ -38,6 +38,9 @@ struct AnnounceRecorder: Sendable {
     func record(_ request: AnnounceRequest, userID: UserID, now: UInt32, nowMilliseconds: Int64)
         async throws(TrackerFailure)
     {
+        // After shutdown began nothing may change: the final snapshot must
+        // hold every baseline (even an announce that emits no delta).
+        guard !batcher.isClosed else { throw shuttingDown }
         let hash = StatsKeyHash(userID, request.infoHash, request.peerID)
         let shard = store.shardIndex(hash.shard)
         var reservation: DeltaReservation?

@@ -80,6 +80,7 @@ public final class DeltaBatcher: Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     private let waiterIDs = Atomic<UInt64>(0)
+    private let closed = Atomic<Bool>(false)
 
     /// Creates a batcher.
     /// - Parameters:
@@ -125,6 +126,7 @@ public final class DeltaBatcher: Sendable {
             guard state.hasRoom(deltas: 1, bytes: size, configuration) else { return (.full, Wakeups()) }
             return (.appended, state.append(&delta, size: size, instance: instance, configuration, clock))
         }
+        if wakeups.sealed { recordPendingGauges() }
         wakeups.resume()
         return result
     }
@@ -178,6 +180,7 @@ public final class DeltaBatcher: Sendable {
                 expiryWakeup?.resume()
                 grants.resumeAll()
                 if let immediate { continuation.resume(returning: immediate) }
+                recordPendingGauges()
             }
         } onCancel: {
             let waiter = state.withLock { state in
@@ -185,7 +188,7 @@ public final class DeltaBatcher: Sendable {
             }
             waiter?.continuation.resume(returning: .cancelled)
         }
-        if !priority { metrics.waiters.record(state.withLock { $0.waiters.count }) }
+        recordPendingGauges()
         return outcome
     }
 
@@ -262,6 +265,7 @@ public final class DeltaBatcher: Sendable {
     /// Stops accepting new deltas; waiting announces fail with retry-later.
     /// Room already granted may still be used.
     public func close() {
+        closed.store(true, ordering: .releasing)
         let waiters = state.withLock { state in
             state.isClosed = true
             return state.priorityWaiters.removeAll() + state.waiters.removeAll()
@@ -270,6 +274,9 @@ public final class DeltaBatcher: Sendable {
     }
 
     // MARK: Inspecting
+
+    /// Whether ``close()`` was called (shutdown began). Lock-free.
+    public var isClosed: Bool { closed.load(ordering: .acquiring) }
 
     /// Every delta not yet durably published, in origin order within this
     /// instance (restored deltas first). For the shutdown snapshot.
@@ -352,6 +359,7 @@ public final class DeltaBatcher: Sendable {
                 state.sealOpen()
                 return state.take(.publisher)
             }
+            recordPendingGauges()
             wakeup?.resume()
         }
     }
@@ -477,8 +485,17 @@ public final class DeltaBatcher: Sendable {
         outcome.grants.resumeAll()
         metrics.batchesPublished.increment()
         metrics.deltasPublished.increment(by: outcome.count)
-        metrics.pendingDeltas.record(outcome.deltas)
-        metrics.pendingBytes.record(outcome.bytes)
+        recordPendingGauges()
+    }
+
+    /// Publishes the pending and waiter gauges. Called when batches seal or
+    /// publish and when announces wait — often enough while deltas flow, and
+    /// exactly when a stalled sink makes them grow.
+    private func recordPendingGauges() {
+        let (deltas, bytes, waiters) = state.withLock { ($0.pendingDeltas, $0.pendingBytes, $0.waiters.count) }
+        metrics.pendingDeltas.record(deltas)
+        metrics.pendingBytes.record(bytes)
+        metrics.waiters.record(waiters)
     }
 
     private func claimPublisher() -> Bool {
@@ -544,6 +561,8 @@ extension DeltaBatcher {
     struct Wakeups: Sendable {
         var sealTimer: CheckedContinuation<Void, Never>?
         var publisher: CheckedContinuation<Void, Never>?
+        /// The append sealed a batch.
+        var sealed = false
 
         func resume() {
             sealTimer?.resume()
@@ -603,6 +622,7 @@ extension DeltaBatcher {
             noteHighWater()
             if open.count >= configuration.batchSize {
                 sealOpen()
+                wakeups.sealed = true
                 wakeups.publisher = take(.publisher)
             }
             return wakeups

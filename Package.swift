@@ -120,6 +120,13 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "AccountingBench",
+            dependencies: ["Accounting"],
+            path: "Benchmarks/AccountingBench",
+            exclude: ["Support"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker"], swiftSettings: strictSettings),
         .testTarget(

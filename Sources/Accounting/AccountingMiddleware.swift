@@ -193,10 +193,13 @@ public final class AccountingMiddleware: PreHook, Sendable {
             } catch {
                 // Logged by writeSnapshot.
             }
-        } else if case let left = batcher.statistics().pendingDeltas, left > 0 {
-            logger.error(
-                "shutting down with undelivered deltas and no snapshot store: they are lost",
-                metadata: ["pending_deltas": "\(left)"])
+        } else {
+            let undelivered = batcher.statistics().pendingDeltas
+            if undelivered > 0 {
+                logger.error(
+                    "shutting down with undelivered deltas and no snapshot store: they are lost",
+                    metadata: ["pending_deltas": "\(undelivered)"])
+            }
         }
         do {
             try await sink.close()

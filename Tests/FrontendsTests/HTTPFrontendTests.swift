@@ -136,6 +136,42 @@ struct HTTPFrontendTests {
     }
   }
 
+  @Test func pipeliningPastTheInFlightLimitStillAnswersEverythingInOrder() async throws {
+    try await withHTTPFrontend(configure: { $0.maxPipelinedRequests = 2 }) { _, address in
+      let connection = try await TestHTTPConnection.connect(to: address)
+      let ports = (1...12).map { UInt16(8000 + $0) }
+      let requests = ports.enumerated().map { index, port in
+        "GET /announce?"
+          + announceQuery(infoHash: torrent, peerID: makePeerID(100 + index), port: port, left: 1)
+          + " HTTP/1.1\r\nHost: t\r\n\r\n"
+      }
+      try await connection.send(requests.joined())
+      for index in ports.indices {
+        let response = try #require(try await connection.readResponse())
+        // The n-th announce of a fresh swarm sees exactly the n-1 peers before it.
+        #expect(try compactPeers(response).count == index)
+      }
+    }
+  }
+
+  @Test func http10WithoutKeepAliveIsClosedAfterTheResponse() async throws {
+    try await withHTTPFrontend { _, address in
+      let connection = try await TestHTTPConnection.connect(to: address)
+      try await connection.send("GET /announce HTTP/1.0\r\n\r\n")
+      let response = try #require(try await connection.readResponse())
+      #expect(response.failureReason == "missing info_hash")
+      #expect(response.header("connection") == "close")
+      _ = await connection.waitUntilClosed()
+      #expect(connection.closedByServer)
+
+      let keptAlive = try await TestHTTPConnection.connect(to: address)
+      try await keptAlive.send("GET /announce HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+      #expect(try #require(try await keptAlive.readResponse()).header("connection") == "keep-alive")
+      #expect(
+        try await keptAlive.get("/scrape").failureReason == "scrape needs at least one info_hash")
+    }
+  }
+
   @Test func scrapeReportsSeveralTorrents() async throws {
     try await withHTTPFrontend { _, address in
       let connection = try await TestHTTPConnection.connect(to: address)

@@ -1,0 +1,292 @@
+"""Helpers for the end-to-end tests with real BitTorrent clients.
+
+Tracker-agnostic: nothing here knows whether the tracker under test is
+privtrak or opentracker. Everything talks to it only through the wire
+protocols (HTTP announce/scrape, UDP BEP 15 connect) and announce URLs, which
+are always parameters so that a passkey path (/<32 hex>/announce) can be used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import socket
+import struct
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Callable, Optional, Tuple, TypeVar
+
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------
+# bencode (tiny, strict enough for tracker responses)
+# --------------------------------------------------------------------------
+
+
+class BencodeError(ValueError):
+    pass
+
+
+def bdecode(data: bytes) -> Any:
+    """Decode one bencoded value that must span all of `data`.
+
+    Byte strings stay `bytes`; dictionary keys are `bytes` too.
+    """
+    value, end = _bdecode_at(data, 0)
+    if end != len(data):
+        raise BencodeError(f"trailing data at offset {end} of {len(data)}")
+    return value
+
+
+def _bdecode_at(data: bytes, i: int) -> Tuple[Any, int]:
+    if i >= len(data):
+        raise BencodeError("unexpected end of data")
+    c = data[i:i + 1]
+    if c == b"i":
+        end = data.index(b"e", i)
+        text = data[i + 1:end]
+        if not text or text == b"-0" or (text.lstrip(b"-").startswith(b"0") and text.lstrip(b"-") != b"0"):
+            raise BencodeError(f"bad integer {text!r} at offset {i}")
+        return int(text), end + 1
+    if c == b"l":
+        i += 1
+        out = []
+        while data[i:i + 1] != b"e":
+            item, i = _bdecode_at(data, i)
+            out.append(item)
+        return out, i + 1
+    if c == b"d":
+        i += 1
+        out_d = {}
+        while data[i:i + 1] != b"e":
+            key, i = _bdecode_at(data, i)
+            if not isinstance(key, bytes):
+                raise BencodeError(f"non-string dict key at offset {i}")
+            out_d[key], i = _bdecode_at(data, i)
+        return out_d, i + 1
+    if c.isdigit():
+        colon = data.index(b":", i)
+        n = int(data[i:colon])
+        start = colon + 1
+        if start + n > len(data):
+            raise BencodeError("string runs past end of data")
+        return data[start:start + n], start + n
+    raise BencodeError(f"unexpected byte {c!r} at offset {i}")
+
+
+def bencode(value: Any) -> bytes:
+    if isinstance(value, bool):
+        raise TypeError("bool is not bencodable")
+    if isinstance(value, int):
+        return b"i%de" % value
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, bytes):
+        return b"%d:%s" % (len(value), value)
+    if isinstance(value, (list, tuple)):
+        return b"l" + b"".join(bencode(v) for v in value) + b"e"
+    if isinstance(value, dict):
+        items = sorted((k.encode() if isinstance(k, str) else k, v) for k, v in value.items())
+        return b"d" + b"".join(bencode(k) + bencode(v) for k, v in items) + b"e"
+    raise TypeError(f"cannot bencode {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------
+# deadlines
+# --------------------------------------------------------------------------
+
+
+class DeadlineExceeded(AssertionError):
+    pass
+
+
+def wait_until(
+    predicate: Callable[[], Optional[T]],
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    on_timeout: Optional[Callable[[], str]] = None,
+) -> T:
+    """Poll `predicate` until it returns a truthy value or `timeout` passes.
+
+    Returns that value. On timeout raises DeadlineExceeded with `what`, the
+    last exception the predicate raised (if any), and `on_timeout()` details.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc: Optional[BaseException] = None
+    while True:
+        try:
+            result = predicate()
+            if result:
+                return result
+            last_exc = None
+        except Exception as exc:  # noqa: BLE001 - reported on timeout
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            msg = f"timed out after {timeout:.0f}s waiting for {what}"
+            if last_exc is not None:
+                msg += f"; last error: {last_exc!r}"
+            if on_timeout is not None:
+                msg += "\n" + on_timeout()
+            raise DeadlineExceeded(msg)
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# ports, files
+# --------------------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1", both: bool = True) -> int:
+    """A port currently free for TCP (and UDP, if `both`) on `host`."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind((host, 0))
+            port = t.getsockname()[1]
+            if not both:
+                return port
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    u.bind((host, port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free TCP+UDP port found")
+
+
+def sha256_file(path: os.PathLike) -> Optional[str]:
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 16), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def write_random_file(path: os.PathLike, size: int) -> str:
+    data = os.urandom(size)
+    with open(path, "wb") as f:
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def tail(path: os.PathLike, n: int = 40) -> str:
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode(errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+    except FileNotFoundError:
+        return "(no file)"
+
+
+# --------------------------------------------------------------------------
+# tracker protocol clients (used for readiness and for observing the swarm)
+# --------------------------------------------------------------------------
+
+
+def scrape_url_for(announce_url: str) -> str:
+    """BEP 48 convention: replace the last path component 'announce' by 'scrape'.
+
+    Works for http://h:p/announce and http://h:p/<passkey>/announce.
+    """
+    parts = urllib.parse.urlsplit(announce_url)
+    head, sep, last = parts.path.rpartition("/")
+    if last != "announce":
+        raise ValueError(f"announce URL {announce_url!r} does not end in /announce; cannot derive scrape URL")
+    return urllib.parse.urlunsplit(parts._replace(path=f"{head}{sep}scrape"))
+
+
+def http_get(url: str, timeout: float = 2.0) -> bytes:
+    req = urllib.request.Request(url, headers={"User-Agent": "privtrak-e2e/1"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as e:
+        # Trackers answer errors with a bencoded body, sometimes with a non-200 status.
+        return e.read()
+
+
+def _bdecode_body(url: str, body: bytes) -> Any:
+    try:
+        return bdecode(body)
+    except (BencodeError, ValueError) as exc:
+        raise BencodeError(f"GET {url} returned non-bencoded data ({exc}): {body[:120]!r}") from None
+
+
+def http_scrape(announce_url: str, info_hash: bytes, timeout: float = 2.0) -> dict:
+    """Scrape one info-hash over HTTP. Returns {'complete','incomplete','downloaded'}
+    (downloaded may be absent), all zero if the tracker does not know the torrent.
+    """
+    url = scrape_url_for(announce_url)
+    url += ("&" if "?" in url else "?") + "info_hash=" + urllib.parse.quote_from_bytes(info_hash)
+    resp = _bdecode_body(url, http_get(url, timeout=timeout))
+    if not isinstance(resp, dict):
+        raise BencodeError(f"scrape response is not a dict: {body[:200]!r}")
+    if b"failure reason" in resp:
+        raise AssertionError(f"scrape failed: {resp[b'failure reason'].decode(errors='replace')}")
+    files = resp.get(b"files", {})
+    entry = files.get(info_hash, {})
+    counts = {k.decode(): v for k, v in entry.items() if isinstance(v, int)}
+    counts.setdefault("complete", 0)
+    counts.setdefault("incomplete", 0)
+    return counts
+
+
+def http_announce(
+    announce_url: str,
+    info_hash: bytes,
+    peer_id: bytes = b"-PE0001-e2eprobe0000",
+    port: int = 1,
+    left: int = 0,
+    event: Optional[str] = "stopped",
+    timeout: float = 2.0,
+) -> dict:
+    """One raw HTTP announce; returns the decoded response dict.
+
+    The default (event=stopped) is a probe that never adds a peer to a swarm.
+    """
+    q = {
+        "info_hash": info_hash,
+        "peer_id": peer_id,
+        "port": str(port),
+        "uploaded": "0",
+        "downloaded": "0",
+        "left": str(left),
+        "compact": "1",
+        "numwant": "0",
+    }
+    if event:
+        q["event"] = event
+    qs = "&".join(f"{k}={urllib.parse.quote_from_bytes(v if isinstance(v, bytes) else v.encode())}" for k, v in q.items())
+    url = announce_url + ("&" if "?" in announce_url else "?") + qs
+    resp = _bdecode_body(url, http_get(url, timeout=timeout))
+    if not isinstance(resp, dict):
+        raise BencodeError(f"announce response is not a dict: {resp!r}")
+    return resp
+
+
+UDP_PROTOCOL_ID = 0x41727101980
+
+
+def udp_connect(host: str, port: int, timeout: float = 1.0) -> int:
+    """BEP 15 connect; returns the connection id."""
+    tid = random.getrandbits(32)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(struct.pack(">QII", UDP_PROTOCOL_ID, 0, tid), (host, port))
+        data, _ = s.recvfrom(2048)
+    if len(data) < 16:
+        raise AssertionError(f"short UDP connect response: {data!r}")
+    action, rtid, conn_id = struct.unpack(">IIQ", data[:16])
+    if rtid != tid or action != 0:
+        raise AssertionError(f"bad UDP connect response action={action} tid={rtid:#x} (sent {tid:#x})")
+    return conn_id
+
+
+def info_hash_hex(h: bytes) -> str:
+    return h.hex()

@@ -79,6 +79,15 @@ public struct KafkaSinkConfiguration: Sendable {
     /// (commit, abort) may take before the sink re-checks its state and calls
     /// it again. Default 5_000.
     public var operationTimeoutMilliseconds: Int
+    /// `kafka.producer_reset_timeout_ms`: milliseconds a batch may keep
+    /// failing (or a commit or abort keep timing out) before the sink
+    /// replaces its librdkafka producer with a new one under the same
+    /// transactional id, whose `init_transactions` aborts the stuck
+    /// transaction on the broker side; non-fencing fatal errors replace it at
+    /// once. 0 disables replacement (fatal errors are then terminal). A
+    /// replacement would fence a newer live instance with the same
+    /// transactional id, which the ids' uniqueness rules out. Default 60_000.
+    public var producerResetTimeoutMilliseconds: Int
     /// `kafka.retry_backoff_ms`: first pause in milliseconds before a failed
     /// batch is retried; doubles per attempt up to
     /// `maxRetryBackoffMilliseconds`. Default 100.
@@ -124,6 +133,7 @@ public struct KafkaSinkConfiguration: Sendable {
         messageTimeoutMilliseconds: Int = 30_000,
         startupTimeoutMilliseconds: Int = 10_000,
         operationTimeoutMilliseconds: Int = 5_000,
+        producerResetTimeoutMilliseconds: Int = 60_000,
         retryBackoffMilliseconds: Int = 100,
         maxRetryBackoffMilliseconds: Int = 5_000,
         shutdownTimeoutMilliseconds: Int = 30_000,
@@ -146,6 +156,7 @@ public struct KafkaSinkConfiguration: Sendable {
         self.messageTimeoutMilliseconds = messageTimeoutMilliseconds
         self.startupTimeoutMilliseconds = startupTimeoutMilliseconds
         self.operationTimeoutMilliseconds = operationTimeoutMilliseconds
+        self.producerResetTimeoutMilliseconds = producerResetTimeoutMilliseconds
         self.retryBackoffMilliseconds = retryBackoffMilliseconds
         self.maxRetryBackoffMilliseconds = maxRetryBackoffMilliseconds
         self.shutdownTimeoutMilliseconds = shutdownTimeoutMilliseconds

@@ -14,6 +14,8 @@ struct KafkaSinkMetrics: Sendable {
     let transactionsAborted: Counter
     /// Attempts of a batch after its first.
     let batchRetries: Counter
+    /// librdkafka producers replaced (fatal error, or a transaction stuck past the reset timeout).
+    let producerReplacements: Counter
     /// Records librdkafka reported undeliverable (the batch is then retried).
     let deliveryFailures: Counter
     /// Errors librdkafka reported through its error callback, by kind.
@@ -48,6 +50,7 @@ struct KafkaSinkMetrics: Sendable {
         transactionsAborted = counter("transactions_aborted_total")
         batchRetries = counter("batch_retries_total")
         deliveryFailures = counter("delivery_failures_total")
+        producerReplacements = counter("producer_replacements_total")
         clientErrors = { kind in
             Counter(label: "privtrak_kafka_client_errors_total", dimensions: dimensions + [("error", kind)], factory: factory)
         }

@@ -29,15 +29,19 @@ let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, U
     client, level, facility, message in
     guard let client, let opaque = rd_kafka_opaque(client) else { return }
     let engine = Unmanaged<ProducerEngine>.fromOpaque(opaque).takeUnretainedValue()
-    let logLevel: Logger.Level =
-        switch level {
-        case ...2: .critical
-        case 3: .error
-        case 4: .warning
-        case 5, 6: .info
-        default: .debug
-        }
+    let facilityName = facility.map { String(cString: $0) } ?? ""
+    // Connection failures (facility FAIL) also reach the error callback,
+    // which logs them rate-limited; here they would flood during an outage.
+    let logLevel: Logger.Level
+    switch level {
+    case _ where facilityName == "FAIL": logLevel = .debug
+    case ...2: logLevel = .critical
+    case 3: logLevel = .error
+    case 4: logLevel = .warning
+    case 5, 6: logLevel = .info
+    default: logLevel = .debug
+    }
     engine.logger.log(
         level: logLevel, "librdkafka: \(message.map { String(cString: $0) } ?? "")",
-        metadata: ["librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")"])
+        metadata: ["librdkafka.facility": "\(facilityName)"])
 }

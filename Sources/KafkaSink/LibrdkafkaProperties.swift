@@ -57,6 +57,7 @@ extension KafkaSinkConfiguration {
         try require(messageTimeoutMilliseconds > 0, "kafka.message_timeout_ms", "must be > 0")
         try require(startupTimeoutMilliseconds > 0, "kafka.startup_timeout_ms", "must be > 0")
         try require(operationTimeoutMilliseconds > 0, "kafka.operation_timeout_ms", "must be > 0")
+        try require(producerResetTimeoutMilliseconds >= 0, "kafka.producer_reset_timeout_ms", "must be >= 0")
         try require(retryBackoffMilliseconds > 0, "kafka.retry_backoff_ms", "must be > 0")
         try require(
             maxRetryBackoffMilliseconds >= retryBackoffMilliseconds, "kafka.max_retry_backoff_ms",

@@ -9,44 +9,41 @@ import Synchronization
 final class ProducerEngine: @unchecked Sendable {
     // @unchecked: mutable state is confined to the producer thread;
     // `shutdownDeadline` is atomic; the rest is immutable and Sendable.
-
-    /// How one attempt at a batch ended.
-    private enum AttemptOutcome {
-        /// Committed (or, at least once, every record acknowledged).
-        case durable
-        /// Not durable; try again after a pause.
-        case retry(reason: String)
-        /// The producer is unusable (fenced, fatal).
-        case terminal(KafkaSinkError)
-        /// The shutdown deadline passed mid-attempt.
-        case abandoned
-    }
+    // Stored properties are internal for ProducerEngine+Publishing.swift.
 
     let configuration: KafkaSinkConfiguration
     let logger: Logger
     let metrics: KafkaSinkMetrics
     let status: SinkStatus
     /// Told once when the producer becomes unusable, from the producer thread.
-    private let onTerminal: @Sendable (KafkaSinkError) -> Void
+    let onTerminal: @Sendable (KafkaSinkError) -> Void
 
     /// The monotonic time (ns) after which retries stop: `.max` until `close`.
-    private let shutdownDeadline = Atomic<Int64>(.max)
+    let shutdownDeadline = Atomic<Int64>(.max)
 
-    private var client: OpaquePointer?
-    private var topic: OpaquePointer?
-    private var values: UnsafeMutablePointer<rd_kafka_vu_t>
-    private var valueCapacity: Int
+    var client: OpaquePointer?
+    var topic: OpaquePointer?
+    var values: UnsafeMutablePointer<rd_kafka_vu_t>
+    var valueCapacity: Int
 
     /// Errors seen through the error callback, for start-up diagnostics.
-    private var lastClientError: String?
-    private var authenticationError: String?
-    private var terminalReported = false
+    var lastClientError: String?
+    var authenticationError: String?
+    var terminalReported = false
+    /// Per error code: when it was last logged, and how many repeats were not.
+    var clientErrorLog: [Int32: (loggedAt: Int64, suppressed: Int)] = [:]
 
     /// Delivery tracking of the current attempt (tags carry the generation).
-    private var deliveryGeneration: UInt = 0
-    private var pendingDeliveries = 0
-    private var failedDeliveries = 0
-    private var lastDeliveryError: String?
+    var deliveryGeneration: UInt = 0
+    var pendingDeliveries = 0
+    var failedDeliveries = 0
+    var lastDeliveryError: String?
+
+    /// Set when the librdkafka producer must be replaced before the next
+    /// attempt (a non-fencing fatal error, or a commit/abort stuck too long).
+    var replacementReason: String?
+    /// When the producer was last created (monotonic ns).
+    var clientCreatedAt: Int64 = 0
 
     init(
         configuration: KafkaSinkConfiguration, logger: Logger, metrics: KafkaSinkMetrics, status: SinkStatus,
@@ -88,7 +85,7 @@ final class ProducerEngine: @unchecked Sendable {
             ])
     }
 
-    private func createClient() throws(KafkaSinkError) {
+    func createClient() throws(KafkaSinkError) {
         var errorText = [CChar](repeating: 0, count: 512)
         guard let conf = rd_kafka_conf_new() else { throw .fatal(detail: "rd_kafka_conf_new failed") }
         for property in configuration.librdkafkaProperties {
@@ -110,6 +107,7 @@ final class ProducerEngine: @unchecked Sendable {
         }
         client = created
         topic = rd_kafka_topic_new(created, configuration.topic, nil)
+        clientCreatedAt = monotonicNanoseconds()
     }
 
     private func checkTopic(until deadline: Int64) throws(KafkaSinkError) {
@@ -188,205 +186,6 @@ final class ProducerEngine: @unchecked Sendable {
                 + "a previous producer with this transactional.id may still be committing")
     }
 
-    // MARK: Publishing
-
-    /// Makes `batch` durable, retrying until it is, the producer becomes
-    /// unusable, or the shutdown deadline passes. Blocks the producer thread.
-    func publish(_ batch: EncodedBatch) -> Result<Void, KafkaSinkError> {
-        let started = monotonicNanoseconds()
-        var attempt = 0
-        while true {
-            if let terminal = status.terminalError { return .failure(terminal) }
-            if shutdownExpired { return .failure(.closed) }
-            let outcome =
-                configuration.deliveryMode == .exactlyOnce ? transactionAttempt(batch) : acknowledgedAttempt(batch)
-            switch outcome {
-            case .durable:
-                metrics.batchesCommitted.increment()
-                metrics.deltasCommitted.increment(by: Int64(batch.deltaCount))
-                metrics.recordsCommitted.increment(by: Int64(batch.records.count))
-                metrics.bytesCommitted.increment(by: Int64(batch.byteCount))
-                metrics.publishDuration.recordNanoseconds(monotonicNanoseconds() - started)
-                if attempt > 0 {
-                    logger.info(
-                        "Kafka batch durable after retries",
-                        metadata: ["attempts": "\(attempt + 1)", "deltas": "\(batch.deltaCount)"])
-                }
-                status.transition(to: .ready)
-                return .success(())
-            case .terminal(let error):
-                enterTerminal(error)
-                return .failure(error)
-            case .abandoned:
-                logger.warning(
-                    "Kafka batch abandoned: shutdown timeout passed before it became durable; the caller keeps it",
-                    metadata: ["deltas": "\(batch.deltaCount)", "attempts": "\(attempt + 1)"])
-                return .failure(.closed)
-            case .retry(let reason):
-                attempt += 1
-                metrics.batchRetries.increment()
-                status.transition(to: .retrying(reason: reason))
-                // Every attempt up to 3, then powers of two: visible, not a flood.
-                let level: Logger.Level = attempt <= 3 || attempt & (attempt - 1) == 0 ? .warning : .debug
-                logger.log(
-                    level: level, "Kafka batch not durable yet; retrying",
-                    metadata: ["reason": "\(reason)", "attempt": "\(attempt)", "deltas": "\(batch.deltaCount)"])
-                pause(milliseconds: backoffMilliseconds(attempt: attempt))
-            }
-        }
-    }
-
-    /// One transaction: begin, produce every record, commit.
-    private func transactionAttempt(_ batch: EncodedBatch) -> AttemptOutcome {
-        guard let client else { return .terminal(.closed) }
-        if let error = rd_kafka_begin_transaction(client) {
-            defer { rd_kafka_error_destroy(error) }
-            if let terminal = terminalError(for: error) { return .terminal(terminal) }
-            let reason = "begin_transaction: \(Self.describe(error))"
-            return abortThenRetry(reason: reason)
-        }
-        startDeliveryTracking(records: batch.records.count)
-        if let failure = produce(batch) {
-            switch failure {
-            case .terminal(let error): return .terminal(error)
-            case .retry(let reason): return abortThenRetry(reason: reason)
-            case .abandoned, .durable: return abortThenRetry(reason: "produce interrupted")
-            }
-        }
-        while true {
-            guard let error = rd_kafka_commit_transaction(client, Int32(configuration.operationTimeoutMilliseconds))
-            else { return .durable }
-            defer { rd_kafka_error_destroy(error) }
-            if let terminal = terminalError(for: error) { return .terminal(terminal) }
-            let reason = "commit_transaction: \(Self.describe(error))"
-            if rd_kafka_error_txn_requires_abort(error) != 0 {
-                return abortThenRetry(reason: reason + deliveryErrorSuffix)
-            }
-            if rd_kafka_error_is_retriable(error) != 0 {
-                // Resumable: calling commit again continues the same commit.
-                if shutdownExpired {
-                    // The commit may still complete in the background; the
-                    // caller republishes and consumers dedupe on DeltaOrigin.
-                    _ = abortTransaction()
-                    return .abandoned
-                }
-                metrics.batchRetries.increment()
-                status.transition(to: .retrying(reason: reason))
-                logger.debug("Kafka commit not finished yet; calling it again", metadata: ["reason": "\(reason)"])
-                continue
-            }
-            // Neither retriable nor abortable: librdkafka advises treating it as
-            // fatal; an abort that succeeds shows the producer still works.
-            return abortThenRetry(reason: reason)
-        }
-    }
-
-    /// Idempotent, non-transactional: produce every record, wait for every
-    /// delivery report; any failure resends the whole batch (in order).
-    private func acknowledgedAttempt(_ batch: EncodedBatch) -> AttemptOutcome {
-        guard let client else { return .terminal(.closed) }
-        startDeliveryTracking(records: batch.records.count)
-        let produceFailure = produce(batch)
-        while pendingDeliveries > 0 {
-            rd_kafka_flush(client, 100)
-            if let terminal = status.terminalError { return .terminal(terminal) }
-            if shutdownExpired {
-                rd_kafka_purge(client, RD_KAFKA_PURGE_F_QUEUE)
-                return .abandoned
-            }
-        }
-        if let produceFailure { return produceFailure }
-        if failedDeliveries > 0 {
-            return .retry(reason: "\(failedDeliveries) of \(batch.records.count) records undeliverable\(deliveryErrorSuffix)")
-        }
-        return .durable
-    }
-
-    /// Hands every record of `batch` to librdkafka (copied). Returns nil when
-    /// all were accepted; records not produced are taken off the pending count.
-    private func produce(_ batch: EncodedBatch) -> AttemptOutcome? {
-        guard let client, let topic else { return .terminal(.closed) }
-        let maxHeaders = batch.records.lazy.map(\.headers.count).max() ?? 0
-        ensureValueCapacity(5 + maxHeaders)
-        return batch.storage.withUnsafeBytes { raw -> AttemptOutcome? in
-            guard let base = raw.baseAddress else { return nil }
-            let mutableBase = UnsafeMutableRawPointer(mutating: base)
-            for (index, record) in batch.records.enumerated() {
-                values[0].vtype = RD_KAFKA_VTYPE_RKT
-                values[0].u.rkt = topic
-                values[1].vtype = RD_KAFKA_VTYPE_KEY
-                values[1].u.mem.ptr = record.key.isEmpty ? nil : mutableBase + record.key.lowerBound
-                values[1].u.mem.size = record.key.count
-                values[2].vtype = RD_KAFKA_VTYPE_VALUE
-                values[2].u.mem.ptr = record.value.isEmpty ? nil : mutableBase + record.value.lowerBound
-                values[2].u.mem.size = record.value.count
-                values[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS
-                values[3].u.i = RD_KAFKA_MSG_F_COPY
-                values[4].vtype = RD_KAFKA_VTYPE_OPAQUE
-                values[4].u.ptr = UnsafeMutableRawPointer(bitPattern: deliveryTag(index: index))
-                var count = 5
-                for header in batch.headers[record.headers] {
-                    values[count].vtype = RD_KAFKA_VTYPE_HEADER
-                    values[count].u.header.name = (base + header.nameOffset).assumingMemoryBound(to: CChar.self)
-                    values[count].u.header.val = UnsafeRawPointer(base + header.value.lowerBound)
-                    values[count].u.header.size = header.value.count
-                    count += 1
-                }
-                while true {
-                    guard let error = rd_kafka_produceva(client, values, count) else { break }
-                    let code = rd_kafka_error_code(error)
-                    let terminal = terminalError(for: error)
-                    let description = Self.describe(error)
-                    rd_kafka_error_destroy(error)
-                    if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                        rd_kafka_poll(client, 10)  // let librdkafka drain its queue, then try again
-                        continue
-                    }
-                    pendingDeliveries -= batch.records.count - index
-                    if let terminal { return .terminal(terminal) }
-                    return .retry(reason: "produce: \(description)")
-                }
-            }
-            return nil
-        }
-    }
-
-    /// Aborts the open transaction, then asks for a retry (or reports why not).
-    private func abortThenRetry(reason: String) -> AttemptOutcome {
-        switch abortTransaction() {
-        case .aborted: return .retry(reason: reason)
-        case .terminal(let error): return .terminal(error)
-        case .abandoned: return .abandoned
-        }
-    }
-
-    private enum AbortOutcome {
-        case aborted
-        case terminal(KafkaSinkError)
-        case abandoned
-    }
-
-    private func abortTransaction() -> AbortOutcome {
-        guard let client else { return .terminal(.closed) }
-        while true {
-            guard let error = rd_kafka_abort_transaction(client, Int32(configuration.operationTimeoutMilliseconds))
-            else {
-                metrics.transactionsAborted.increment()
-                return .aborted
-            }
-            defer { rd_kafka_error_destroy(error) }
-            if let terminal = terminalError(for: error) { return .terminal(terminal) }
-            if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__STATE {
-                return .aborted  // no transaction in progress: nothing to abort
-            }
-            if rd_kafka_error_is_retriable(error) == 0 {
-                return .terminal(.fatal(detail: "abort_transaction: \(Self.describe(error))"))
-            }
-            if shutdownExpired { return .abandoned }
-            status.transition(to: .retrying(reason: "abort_transaction: \(Self.describe(error))"))
-        }
-    }
-
     // MARK: Callbacks (producer thread)
 
     func deliveryReported(error: rd_kafka_resp_err_t, tag: UInt) {
@@ -403,14 +202,38 @@ final class ProducerEngine: @unchecked Sendable {
         metrics.clientErrors(String(cString: rd_kafka_err2name(code))).increment()
         switch code {
         case RD_KAFKA_RESP_ERR__FATAL:
-            enterTerminal(fatalProducerError(fallback: reason))
+            let error = fatalProducerError(fallback: reason)
+            switch error {
+            case .fenced:
+                enterTerminal(error)
+            case .fatal(let detail) where configuration.producerResetTimeoutMilliseconds > 0:
+                // Not fenced: a new producer instance (same transactional id) recovers.
+                replacementReason = "fatal error: \(detail)"
+                logger.error(
+                    "Kafka producer raised a fatal error; it will be replaced", metadata: ["reason": "\(detail)"])
+            default:
+                enterTerminal(error)
+            }
         case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
             authenticationError = reason
             logger.error("Kafka authentication failed", metadata: ["reason": "\(reason)"])
         default:
             lastClientError = reason
+            // Outages repeat the same error many times a second: log each
+            // kind at most every 10 s, with the count of repeats left out.
+            let now = monotonicNanoseconds()
+            if var entry = clientErrorLog[code.rawValue], now - entry.loggedAt < 10_000_000_000 {
+                entry.suppressed += 1
+                clientErrorLog[code.rawValue] = entry
+                return
+            }
+            let repeats = clientErrorLog[code.rawValue]?.suppressed ?? 0
+            clientErrorLog[code.rawValue] = (now, 0)
             logger.warning(
-                "Kafka client error", metadata: ["error": "\(Self.describe(code))", "reason": "\(reason)"])
+                "Kafka client error",
+                metadata: [
+                    "error": "\(Self.describe(code))", "reason": "\(reason)", "repeats_not_logged": "\(repeats)",
+                ])
         }
     }
 
@@ -433,6 +256,16 @@ final class ProducerEngine: @unchecked Sendable {
             let remaining = Self.milliseconds(until: shutdownDeadline.load(ordering: .relaxed))
             rd_kafka_flush(client, Int32(clamping: min(remaining, configuration.shutdownTimeoutMilliseconds)))
         }
+        destroyClient()
+    }
+
+    /// Drops queued and in-flight records (their attempt is given up) and destroys the producer.
+    func destroyClient(purging: Bool = false) {
+        guard let client else { return }
+        if purging {
+            rd_kafka_purge(client, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+            rd_kafka_poll(client, 0)  // deliver the purge reports while the engine still tracks them
+        }
         if let topic { rd_kafka_topic_destroy(topic) }
         topic = nil
         rd_kafka_destroy(client)
@@ -441,11 +274,11 @@ final class ProducerEngine: @unchecked Sendable {
 
     // MARK: Helpers
 
-    private var shutdownExpired: Bool {
+    var shutdownExpired: Bool {
         monotonicNanoseconds() >= shutdownDeadline.load(ordering: .relaxed)
     }
 
-    private func startDeliveryTracking(records: Int) {
+    func startDeliveryTracking(records: Int) {
         deliveryGeneration &+= 1
         pendingDeliveries = records
         failedDeliveries = 0
@@ -453,15 +286,15 @@ final class ProducerEngine: @unchecked Sendable {
     }
 
     /// The per-record opaque: attempt generation (high 32 bits) and record index + 1.
-    private func deliveryTag(index: Int) -> UInt {
+    func deliveryTag(index: Int) -> UInt {
         (deliveryGeneration & 0xffff_ffff) << 32 | UInt(index + 1) & 0xffff_ffff
     }
 
-    private var deliveryErrorSuffix: String {
+    var deliveryErrorSuffix: String {
         lastDeliveryError.map { " (delivery: \($0))" } ?? ""
     }
 
-    private func ensureValueCapacity(_ needed: Int) {
+    func ensureValueCapacity(_ needed: Int) {
         guard needed > valueCapacity else { return }
         values.deallocate()
         valueCapacity = needed
@@ -469,7 +302,7 @@ final class ProducerEngine: @unchecked Sendable {
     }
 
     /// Sleeps on the producer thread while serving callbacks, waking early at the shutdown deadline.
-    private func pause(milliseconds: Int) {
+    func pause(milliseconds: Int) {
         guard let client else { return }
         let until = monotonicNanoseconds() + Int64(milliseconds) * 1_000_000
         while !shutdownExpired {
@@ -479,22 +312,36 @@ final class ProducerEngine: @unchecked Sendable {
         }
     }
 
-    private func backoffMilliseconds(attempt: Int) -> Int {
+    func backoffMilliseconds(attempt: Int) -> Int {
         let doublings = min(attempt - 1, 20)
         return min(configuration.retryBackoffMilliseconds << doublings, configuration.maxRetryBackoffMilliseconds)
     }
 
-    /// The terminal error an error object implies (fatal, fenced), else nil.
-    private func terminalError(for error: OpaquePointer) -> KafkaSinkError? {
+    /// How bad an error object is.
+    enum ErrorSeverity {
+        /// Another producer took over: stop for good.
+        case fenced(KafkaSinkError)
+        /// This producer instance is unusable; a new one may work.
+        case fatal(String)
+        /// Retry, or abort and retry, as the error's flags say.
+        case recoverable
+    }
+
+    func severity(of error: OpaquePointer) -> ErrorSeverity {
         let code = rd_kafka_error_code(error)
         guard rd_kafka_error_is_fatal(error) != 0 || code == RD_KAFKA_RESP_ERR__FATAL || Self.isFencing(code) else {
-            return nil
+            return .recoverable
         }
-        return fatalProducerError(fallback: Self.describe(error), code: code)
+        let classified = fatalProducerError(fallback: Self.describe(error), code: code)
+        switch classified {
+        case .fenced: return .fenced(classified)
+        case .fatal(let detail): return .fatal(detail)
+        default: return .fatal(classified.description)
+        }
     }
 
     /// Classifies the producer's fatal error (fenced or other).
-    private func fatalProducerError(fallback: String, code: rd_kafka_resp_err_t = RD_KAFKA_RESP_ERR_NO_ERROR) -> KafkaSinkError {
+    func fatalProducerError(fallback: String, code: rd_kafka_resp_err_t = RD_KAFKA_RESP_ERR_NO_ERROR) -> KafkaSinkError {
         var text = [CChar](repeating: 0, count: 512)
         var original = code
         var reason = fallback
@@ -516,7 +363,7 @@ final class ProducerEngine: @unchecked Sendable {
     }
 
     /// Moves to fenced/failed once: logs, metrics, and tells the sink.
-    private func enterTerminal(_ error: KafkaSinkError) {
+    func enterTerminal(_ error: KafkaSinkError) {
         guard !terminalReported else { return }
         terminalReported = true
         switch error {
@@ -536,7 +383,7 @@ final class ProducerEngine: @unchecked Sendable {
         onTerminal(error)
     }
 
-    private static func isFencing(_ code: rd_kafka_resp_err_t) -> Bool {
+    static func isFencing(_ code: rd_kafka_resp_err_t) -> Bool {
         code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED
             || code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH
     }

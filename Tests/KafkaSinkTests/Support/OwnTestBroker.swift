@@ -56,18 +56,54 @@ final class OwnTestBroker: Sendable {
         _ = try? await Self.run(["stop", String(port)])
     }
 
+    /// Runs `scripts/broker` with posix_spawn and waitpid (Foundation's
+    /// `Process.waitUntilExit` hangs here once the script has left a
+    /// daemonised Tansu behind). Output goes through a temporary file.
     private static func run(_ arguments: [String]) async throws -> (Int32, String) {
         try await TestKafka.blocking {
-            let process = Process()
-            process.executableURL = repositoryRoot.appendingPathComponent("scripts/broker")
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+            let script = repositoryRoot.appendingPathComponent("scripts/broker").path
+            let outputPath = FileManager.default.temporaryDirectory
+                .appendingPathComponent("privtrak-broker-\(UInt64.random(in: 0..<UInt64.max)).out").path
+            defer { unlink(outputPath) }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            let argv: [UnsafeMutablePointer<CChar>?] = ([script] + arguments).map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            var pid: pid_t = 0
+            let spawned = posix_spawn(&pid, script, &actions, nil, argv, environ)
+            guard spawned == 0 else { throw TestKafkaError("posix_spawn \(script): \(spawned)") }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            let exited = status & 0x7f == 0
+            return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
         }
+    }
+}
+
+/// Runs `body` with a broker of its own, stopped afterwards (also on failure).
+func withOwnTestBroker<T>(_ body: (OwnTestBroker) async throws -> T) async throws -> T {
+    let broker = try await OwnTestBroker.start()
+    do {
+        let result = try await body(broker)
+        await broker.stop()
+        return result
+    } catch {
+        await broker.stop()
+        throw error
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; fails after `timeout`.
+func waitUntil(
+    _ what: String, timeout: Duration = .seconds(30), _ condition: () -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        if ContinuousClock.now > deadline { throw TestKafkaError("timed out waiting until \(what)") }
+        try await Task.sleep(for: .milliseconds(10))  // polling a real condition with a deadline
     }
 }

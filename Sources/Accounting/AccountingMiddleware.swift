@@ -143,8 +143,12 @@ public final class AccountingMiddleware: PreHook, Sendable {
             throw error
         }
         context.userID = userID
-        try await recorder.record(
+        if let waitingKey = try recorder.recordWithoutWaiting(
             request, userID: userID, now: context.receivedAt, nowMilliseconds: context.receivedAtMilliseconds)
+        {
+            try await recorder.recordAfterWaiting(
+                waitingKey, now: context.receivedAt, nowMilliseconds: context.receivedAtMilliseconds)
+        }
     }
 
     /// Identifies the user of a scrape: required when

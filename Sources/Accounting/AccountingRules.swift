@@ -24,15 +24,40 @@ enum AccountingRules {
         var change: StoreChange
     }
 
+    /// The part of an announce the rules read. Plain values only (no
+    /// passkey string), so copying it costs no reference counting.
+    struct Report: Sendable {
+        var userID: UserID
+        var infoHash: InfoHash
+        var peerID: PeerID
+        var address: IPAddress
+        var uploaded: UInt64
+        var downloaded: UInt64
+        var isSeeder: Bool
+        var event: AnnounceEvent
+
+        init(_ request: AnnounceRequest, userID: UserID) {
+            self.userID = userID
+            infoHash = request.infoHash
+            peerID = request.peerID
+            address = request.endpoint.address
+            uploaded = request.uploaded
+            downloaded = request.downloaded
+            isSeeder = request.isSeeder
+            event = request.event
+        }
+    }
+
     /// Applies the rules table to one announce.
     /// - Parameters:
     ///   - existing: the stored entry for the announce's key, if any.
     ///   - now: `TrackerClock` seconds of the announce.
     ///   - nowMilliseconds: `TrackerClock` milliseconds of the announce.
     static func decide(
-        existing: StatsEntry?, request: AnnounceRequest, userID: UserID, now: UInt32, nowMilliseconds: Int64,
+        existing: StatsEntry?, report request: Report, now: UInt32, nowMilliseconds: Int64,
         configuration: AccountingConfiguration
     ) -> Decision {
+        let userID = request.userID
         let event = DeltaEvent(request.event)
         let flags: StatsEntry.Flags = request.isSeeder ? .seeding : []
 
@@ -41,7 +66,7 @@ enum AccountingRules {
                 userID: userID, infoHash: request.infoHash, uploaded: uploaded, downloaded: downloaded, event: event,
                 reportedAtMilliseconds: nowMilliseconds, seeding: request.isSeeder, intervalSeconds: interval,
                 reset: reset, origin: DeltaOrigin(instance: 0, sequence: 0),
-                clientIP: configuration.recordClientIP ? request.endpoint.address : nil,
+                clientIP: configuration.recordClientIP ? request.address : nil,
                 peerID: configuration.recordPeerID ? request.peerID : nil)
         }
 

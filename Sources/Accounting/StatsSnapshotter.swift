@@ -21,7 +21,7 @@ struct StatsSnapshotter: Sendable {
         var shardSequences = [UInt64](repeating: 0, count: store.shardCount)
         for index in 0..<store.shardCount {
             store.withShard(index) { table in
-                entries.append(contentsOf: table.entries)
+                table.appendEntries(to: &entries)
                 shardSequences[index] = batcher.lastAssignedSequence()
             }
         }

@@ -1,35 +1,51 @@
 import BitTorrent
 
-/// The entries of one shard: a dense array of ``StatsEntry`` plus an
+/// The entries of one shard: entries packed in fixed-size pages plus an
 /// open-addressing index (linear probing, backward-shift deletion, no
 /// tombstones).
 ///
 /// Why not `Dictionary`: its load factor swings between 37.5 % and 75 % and
 /// it stores keys and values in separate padded arrays, which costs ≈ 170
-/// bytes per entry at a million entries. Here the dense array grows by 25 %
-/// steps (≈ 90 bytes per entry) and the index costs 8 bytes per slot at a
-/// load of at most 75 %.
+/// bytes per entry at a million entries. Why pages rather than one growing
+/// array: growing an array copies it and frees the old buffer, and those
+/// freed buffers fragment the heap (resident memory ≈ 30 bytes per entry
+/// above what is in use). Pages are allocated once and never move; a shard
+/// wastes at most one partly filled page. The index costs 8 bytes per slot
+/// at a load of at most 75 %.
 ///
 /// Slot layout: high 32 bits = low 32 bits of the entry hash (a fingerprint
 /// that also gives the home bucket, so the index can be resized and shifted
 /// without rehashing), low 32 bits = entry index + 1 (0 = empty).
 struct StatsTable {
-    /// The entries, in no particular order.
-    private(set) var entries: [StatsEntry] = []
+    /// Entries per page: 64 × 80 bytes = 5 KiB.
+    private static let pageShift = 6
+    private static let pageCapacity = 1 << pageShift
+    private static let pageMask = pageCapacity - 1
+
+    /// Entries `0..<count`, page by page; a trailing empty page may be kept
+    /// as a spare so a shard hovering at a page boundary does not thrash.
+    private var pages: [[StatsEntry]] = []
     private var slots: [UInt64] = []
 
     /// Number of entries.
-    var count: Int { entries.count }
+    private(set) var count = 0
 
-    /// Bytes reserved by this table's two arrays (without allocator overhead).
+    /// Bytes reserved by this table's arrays (without allocator overhead).
     var reservedBytes: Int {
-        entries.capacity * MemoryLayout<StatsEntry>.stride + slots.capacity * MemoryLayout<UInt64>.stride
+        pages.count * Self.pageCapacity * MemoryLayout<StatsEntry>.stride
+            + pages.capacity * MemoryLayout<[StatsEntry]>.stride
+            + slots.capacity * MemoryLayout<UInt64>.stride
     }
 
     /// Reads or replaces the entry at `index` (the key must not change).
     subscript(index: Int) -> StatsEntry {
-        get { entries[index] }
-        set { entries[index] = newValue }
+        get { pages[index >> Self.pageShift][index & Self.pageMask] }
+        set { pages[index >> Self.pageShift][index & Self.pageMask] = newValue }
+    }
+
+    /// Appends every entry to `all`.
+    func appendEntries(to all: inout [StatsEntry]) {
+        for page in pages { all.append(contentsOf: page) }
     }
 
     @inline(__always)
@@ -46,7 +62,7 @@ struct StatsTable {
             if slot == 0 { return nil }
             if slot >> 32 == fingerprint {
                 let index = Int(truncatingIfNeeded: slot & 0xffff_ffff) - 1
-                if entries[index].matches(userID, infoHash, peerID) { return index }
+                if self[index].matches(userID, infoHash, peerID) { return index }
             }
             bucket = (bucket + 1) & mask
         }
@@ -54,53 +70,64 @@ struct StatsTable {
 
     /// Adds an entry whose key is not in the table; `hash` is its entry hash.
     mutating func insert(_ entry: StatsEntry, hash: UInt64) {
-        precondition(entries.count < Int(UInt32.max), "a stats shard holds at most 2^32 - 2 entries")
-        if (entries.count + 1) * 4 > slots.count * 3 {
+        precondition(count < Int(UInt32.max), "a stats shard holds at most 2^32 - 2 entries")
+        if (count + 1) * 4 > slots.count * 3 {
             rebuildIndex(slotCount: max(8, slots.count * 2))
         }
-        if entries.count == entries.capacity {
-            // Grow by 25 % instead of doubling: the dense array dominates memory.
-            entries.reserveCapacity(max(4, entries.capacity + entries.capacity / 4))
+        let page = count >> Self.pageShift
+        if page == pages.count {
+            var fresh: [StatsEntry] = []
+            fresh.reserveCapacity(Self.pageCapacity)
+            pages.append(fresh)
         }
-        entries.append(entry)
-        place(slot: Self.fingerprint(hash) << 32 | UInt64(entries.count))
+        pages[page].append(entry)
+        count += 1
+        place(slot: Self.fingerprint(hash) << 32 | UInt64(count))
     }
 
     /// Removes the entry at `index`; `hash` is its entry hash. The last entry
     /// moves into the hole, so indices of other entries may change.
     mutating func remove(at index: Int, hash: UInt64) {
         deleteSlot(at: bucket(ofIndex: index, hash: hash))
-        let last = entries.count - 1
+        let last = count - 1
         if index != last {
-            let movedBucket = bucket(ofIndex: last, hash: StatsKeyHash.entry(of: entries[last]))
+            let moved = self[last]
+            let movedBucket = bucket(ofIndex: last, hash: StatsKeyHash.entry(of: moved))
             slots[movedBucket] = slots[movedBucket] & 0xffff_ffff_0000_0000 | UInt64(index + 1)
-            entries[index] = entries[last]
+            self[index] = moved
         }
-        entries.removeLast()
+        let lastPage = last >> Self.pageShift
+        pages[lastPage].removeLast()
+        count -= 1
+        // Keep at most one empty page (the spare).
+        if pages[lastPage].isEmpty, lastPage + 1 < pages.count {
+            pages.removeLast()
+        }
     }
 
     /// Whether any client of `userID` has an entry on `infoHash` (a scan of this shard).
     func contains(_ userID: UserID, _ infoHash: InfoHash) -> Bool {
-        entries.contains { $0.infoHash == infoHash && $0.userID == userID }
+        pages.contains { page in page.contains { $0.infoHash == infoHash && $0.userID == userID } }
     }
 
-    /// Gives memory back after many removals (called by GC, never per announce,
-    /// so that a shard hovering around a threshold does not thrash).
+    /// Gives memory back after many removals (called by GC, never per
+    /// announce, so that a shard hovering around a threshold does not thrash).
     mutating func compact() {
-        if entries.isEmpty {
-            entries = []
+        if count == 0 {
+            pages = []
             slots = []
             return
         }
-        if entries.capacity > 16, entries.count * 2 < entries.capacity {
-            var fresh: [StatsEntry] = []
-            fresh.reserveCapacity(entries.count + entries.count / 4 + 1)
-            fresh.append(contentsOf: entries)
-            entries = fresh
+        if pages.last?.isEmpty == true { pages.removeLast() }
+        if pages.capacity > 2 * pages.count + 4 {
+            var fresh: [[StatsEntry]] = []
+            fresh.reserveCapacity(pages.count)
+            fresh.append(contentsOf: pages)
+            pages = fresh
         }
-        if slots.count > 8, entries.count * 16 < slots.count * 3 {
+        if slots.count > 8, count * 16 < slots.count * 3 {
             var target = 8
-            while entries.count * 4 > target * 3 { target <<= 1 }
+            while count * 4 > target * 3 { target <<= 1 }
             rebuildIndex(slotCount: target)
         }
     }

@@ -62,7 +62,7 @@ struct StatsTableTests {
         #expect(table.reservedBytes == 0)
     }
 
-    @Test("the dense array grows by 25 % steps, not by doubling")
+    @Test("entries fill 5 KiB pages: at most one partly filled page of slack")
     func leanGrowth() {
         var table = StatsTable()
         for number in 0..<10_000 {
@@ -70,8 +70,16 @@ struct StatsTableTests {
             table.insert(candidate, hash: StatsKeyHash.entry(of: candidate))
         }
         let perEntry = Double(table.reservedBytes) / 10_000
-        // 80 bytes per entry / ≥ 0.8 fill, plus 8-byte slots at ≥ 37.5 % load.
-        #expect(perEntry < 80 / 0.8 + 8 / 0.375, "reserved \(perEntry) bytes per entry")
+        // 80 bytes per entry plus 8-byte slots at ≥ 37.5 % load, plus one page.
+        #expect(perEntry < 80 + 8 / 0.375 + 1, "reserved \(perEntry) bytes per entry")
+        // Removing down to a page boundary keeps one spare page, no more.
+        for number in (64..<10_000).reversed() {
+            let candidate = entry(number)
+            table.remove(at: find(candidate, in: table)!, hash: StatsKeyHash.entry(of: candidate))
+        }
+        table.compact()
+        #expect(table.count == 64)
+        #expect(table.reservedBytes <= 64 * 80 + 8 * 128 + 16)
     }
 
     @Test("knows: any client of a user on a torrent")

@@ -4,127 +4,136 @@ import BitTorrent
 /// emits and what it does to its entry. No locks, no I/O; the caller applies
 /// the decision atomically.
 enum AccountingRules {
-    /// What to do with the stored entry.
-    enum StoreChange: Sendable, Equatable {
-        /// Nothing is stored (a `stopped` with no entry).
-        case none
-        /// Store this new entry.
-        case insert(StatsEntry)
-        /// Replace the existing entry with this one (baseline advanced).
-        case update(StatsEntry)
-        /// Remove the existing entry.
-        case remove
+  /// What to do with the stored entry.
+  enum StoreChange: Sendable, Equatable {
+    /// Nothing is stored (a `stopped` with no entry).
+    case none
+    /// Store this new entry.
+    case insert(StatsEntry)
+    /// Replace the existing entry with this one (baseline advanced).
+    case update(StatsEntry)
+    /// Remove the existing entry.
+    case remove
+  }
+
+  /// The outcome of one announce.
+  struct Decision: Sendable, Equatable {
+    /// The delta to enqueue, if any; its origin is assigned when queued.
+    var delta: Delta?
+    /// The change to the entry, to apply only once the delta is queued.
+    var change: StoreChange
+  }
+
+  /// The part of an announce the rules read. Plain values only (no
+  /// passkey string), so copying it costs no reference counting.
+  struct Report: Sendable {
+    var userID: UserID
+    var infoHash: InfoHash
+    var peerID: PeerID
+    var address: IPAddress
+    var uploaded: UInt64
+    var downloaded: UInt64
+    var isSeeder: Bool
+    var event: AnnounceEvent
+
+    init(_ request: AnnounceRequest, userID: UserID) {
+      self.userID = userID
+      infoHash = request.infoHash
+      peerID = request.peerID
+      address = request.endpoint.address
+      uploaded = request.uploaded
+      downloaded = request.downloaded
+      isSeeder = request.isSeeder
+      event = request.event
+    }
+  }
+
+  /// Applies the rules table to one announce.
+  /// - Parameters:
+  ///   - existing: the stored entry for the announce's key, if any.
+  ///   - now: `TrackerClock` seconds of the announce.
+  ///   - nowMilliseconds: `TrackerClock` milliseconds of the announce.
+  static func decide(
+    existing: StatsEntry?, report request: Report, now: UInt32, nowMilliseconds: Int64,
+    configuration: AccountingConfiguration
+  ) -> Decision {
+    let userID = request.userID
+    let event = DeltaEvent(request.event)
+    let flags: StatsEntry.Flags = request.isSeeder ? .seeding : []
+
+    func delta(uploaded: Int64, downloaded: Int64, interval: UInt32, reset: Bool) -> Delta {
+      Delta(
+        userID: userID, infoHash: request.infoHash, uploaded: uploaded, downloaded: downloaded,
+        event: event,
+        reportedAtMilliseconds: nowMilliseconds, seeding: request.isSeeder,
+        intervalSeconds: interval,
+        reset: reset, origin: DeltaOrigin(instance: 0, sequence: 0),
+        clientIP: configuration.recordClientIP ? request.address : nil,
+        peerID: configuration.recordPeerID ? request.peerID : nil)
     }
 
-    /// The outcome of one announce.
-    struct Decision: Sendable, Equatable {
-        /// The delta to enqueue, if any; its origin is assigned when queued.
-        var delta: Delta?
-        /// The change to the entry, to apply only once the delta is queued.
-        var change: StoreChange
+    guard let existing else {
+      // First announce: no baseline, so no bytes can be attributed. A
+      // snatch is still a fact worth recording, and `emitStopped` asks
+      // for every stop, so those two emit a zero-byte delta.
+      if request.event == .stopped {
+        return Decision(
+          delta: configuration.emitStopped
+            ? delta(uploaded: 0, downloaded: 0, interval: 0, reset: false) : nil,
+          change: .none)
+      }
+      let entry = StatsEntry(
+        userID: userID, infoHash: request.infoHash, peerID: request.peerID,
+        uploaded: request.uploaded,
+        downloaded: request.downloaded, lastSeen: now, flags: flags)
+      return Decision(
+        delta: request.event == .completed
+          ? delta(uploaded: 0, downloaded: 0, interval: 0, reset: false) : nil,
+        change: .insert(entry))
     }
 
-    /// The part of an announce the rules read. Plain values only (no
-    /// passkey string), so copying it costs no reference counting.
-    struct Report: Sendable {
-        var userID: UserID
-        var infoHash: InfoHash
-        var peerID: PeerID
-        var address: IPAddress
-        var uploaded: UInt64
-        var downloaded: UInt64
-        var isSeeder: Bool
-        var event: AnnounceEvent
+    // A counter below its baseline means the client began a new session
+    // (restart, re-add): its totals are all new bytes, flagged as a reset,
+    // never a negative delta.
+    let reset = request.uploaded < existing.uploaded || request.downloaded < existing.downloaded
+    let uploaded = Int64(clamping: reset ? request.uploaded : request.uploaded - existing.uploaded)
+    let downloaded = Int64(
+      clamping: reset ? request.downloaded : request.downloaded - existing.downloaded)
+    let interval = now >= existing.lastSeen ? now - existing.lastSeen : 0
+    let moved = uploaded != 0 || downloaded != 0
 
-        init(_ request: AnnounceRequest, userID: UserID) {
-            self.userID = userID
-            infoHash = request.infoHash
-            peerID = request.peerID
-            address = request.endpoint.address
-            uploaded = request.uploaded
-            downloaded = request.downloaded
-            isSeeder = request.isSeeder
-            event = request.event
-        }
+    let emit: Bool
+    switch request.event {
+    case .completed: emit = true
+    case .stopped: emit = moved || reset || configuration.emitStopped
+    case .none, .started: emit = moved || reset
     }
+    let emitted =
+      emit
+      ? delta(uploaded: uploaded, downloaded: downloaded, interval: interval, reset: reset) : nil
 
-    /// Applies the rules table to one announce.
-    /// - Parameters:
-    ///   - existing: the stored entry for the announce's key, if any.
-    ///   - now: `TrackerClock` seconds of the announce.
-    ///   - nowMilliseconds: `TrackerClock` milliseconds of the announce.
-    static func decide(
-        existing: StatsEntry?, report request: Report, now: UInt32, nowMilliseconds: Int64,
-        configuration: AccountingConfiguration
-    ) -> Decision {
-        let userID = request.userID
-        let event = DeltaEvent(request.event)
-        let flags: StatsEntry.Flags = request.isSeeder ? .seeding : []
-
-        func delta(uploaded: Int64, downloaded: Int64, interval: UInt32, reset: Bool) -> Delta {
-            Delta(
-                userID: userID, infoHash: request.infoHash, uploaded: uploaded, downloaded: downloaded, event: event,
-                reportedAtMilliseconds: nowMilliseconds, seeding: request.isSeeder, intervalSeconds: interval,
-                reset: reset, origin: DeltaOrigin(instance: 0, sequence: 0),
-                clientIP: configuration.recordClientIP ? request.address : nil,
-                peerID: configuration.recordPeerID ? request.peerID : nil)
-        }
-
-        guard let existing else {
-            // First announce: no baseline, so no bytes can be attributed. A
-            // snatch is still a fact worth recording, and `emitStopped` asks
-            // for every stop, so those two emit a zero-byte delta.
-            if request.event == .stopped {
-                return Decision(
-                    delta: configuration.emitStopped ? delta(uploaded: 0, downloaded: 0, interval: 0, reset: false) : nil,
-                    change: .none)
-            }
-            let entry = StatsEntry(
-                userID: userID, infoHash: request.infoHash, peerID: request.peerID, uploaded: request.uploaded,
-                downloaded: request.downloaded, lastSeen: now, flags: flags)
-            return Decision(
-                delta: request.event == .completed ? delta(uploaded: 0, downloaded: 0, interval: 0, reset: false) : nil,
-                change: .insert(entry))
-        }
-
-        // A counter below its baseline means the client began a new session
-        // (restart, re-add): its totals are all new bytes, flagged as a reset,
-        // never a negative delta.
-        let reset = request.uploaded < existing.uploaded || request.downloaded < existing.downloaded
-        let uploaded = Int64(clamping: reset ? request.uploaded : request.uploaded - existing.uploaded)
-        let downloaded = Int64(clamping: reset ? request.downloaded : request.downloaded - existing.downloaded)
-        let interval = now >= existing.lastSeen ? now - existing.lastSeen : 0
-        let moved = uploaded != 0 || downloaded != 0
-
-        let emit: Bool
-        switch request.event {
-        case .completed: emit = true
-        case .stopped: emit = moved || reset || configuration.emitStopped
-        case .none, .started: emit = moved || reset
-        }
-        let emitted = emit ? delta(uploaded: uploaded, downloaded: downloaded, interval: interval, reset: reset) : nil
-
-        if request.event == .stopped {
-            return Decision(delta: emitted, change: .remove)
-        }
-        var advanced = existing
-        advanced.uploaded = request.uploaded
-        advanced.downloaded = request.downloaded
-        advanced.lastSeen = now
-        advanced.flags = flags
-        return Decision(delta: emitted, change: .update(advanced))
+    if request.event == .stopped {
+      return Decision(delta: emitted, change: .remove)
     }
+    var advanced = existing
+    advanced.uploaded = request.uploaded
+    advanced.downloaded = request.downloaded
+    advanced.lastSeen = now
+    advanced.flags = flags
+    return Decision(delta: emitted, change: .update(advanced))
+  }
 
-    /// The record GC emits for an entry silent for the peer lifetime: no
-    /// bytes, so downstream can close seed-time sessions.
-    static func expiredDelta(
-        for entry: StatsEntry, now: UInt32, nowMilliseconds: Int64, configuration: AccountingConfiguration
-    ) -> Delta {
-        Delta(
-            userID: entry.userID, infoHash: entry.infoHash, uploaded: 0, downloaded: 0, event: .expired,
-            reportedAtMilliseconds: nowMilliseconds, seeding: entry.flags.contains(.seeding),
-            intervalSeconds: now >= entry.lastSeen ? now - entry.lastSeen : 0, reset: false,
-            origin: DeltaOrigin(instance: 0, sequence: 0), clientIP: nil,
-            peerID: configuration.recordPeerID ? entry.peerID : nil)
-    }
+  /// The record GC emits for an entry silent for the peer lifetime: no
+  /// bytes, so downstream can close seed-time sessions.
+  static func expiredDelta(
+    for entry: StatsEntry, now: UInt32, nowMilliseconds: Int64,
+    configuration: AccountingConfiguration
+  ) -> Delta {
+    Delta(
+      userID: entry.userID, infoHash: entry.infoHash, uploaded: 0, downloaded: 0, event: .expired,
+      reportedAtMilliseconds: nowMilliseconds, seeding: entry.flags.contains(.seeding),
+      intervalSeconds: now >= entry.lastSeen ? now - entry.lastSeen : 0, reset: false,
+      origin: DeltaOrigin(instance: 0, sequence: 0), clientIP: nil,
+      peerID: configuration.recordPeerID ? entry.peerID : nil)
+  }
 }

@@ -24,120 +24,129 @@ import Tracker
 ///    the baseline is untouched: the next successful announce of the entry
 ///    carries the missed bytes.
 struct AnnounceRecorder: Sendable {
-    let store: StatsStore
-    let batcher: DeltaBatcher
-    let configuration: AccountingConfiguration
-    let metrics: AccountingMetrics
+  let store: StatsStore
+  let batcher: DeltaBatcher
+  let configuration: AccountingConfiguration
+  let metrics: AccountingMetrics
 
-    private enum Attempt: Sendable {
-        case recorded(reset: Bool)
-        case full
-        case closed
+  private enum Attempt: Sendable {
+    case recorded(reset: Bool)
+    case full
+    case closed
+  }
+
+  /// One announce's key, computed once.
+  struct Key: Sendable {
+    var report: AccountingRules.Report
+    var hash: StatsKeyHash
+    var shard: Int
+  }
+
+  /// The fast path, synchronous so the common case costs no extra async
+  /// frame: records the announce unless the batcher is full.
+  /// - Returns: nil when recorded; the key to pass to
+  ///   ``recordAfterWaiting(_:now:nowMilliseconds:)`` when the batcher was
+  ///   full (nothing changed).
+  func recordWithoutWaiting(
+    _ request: AnnounceRequest, userID: UserID, now: UInt32, nowMilliseconds: Int64
+  )
+    throws(TrackerFailure) -> Key?
+  {
+    // After shutdown began nothing may change: the final snapshot must
+    // hold every baseline (even an announce that emits no delta).
+    guard !batcher.isClosed else { throw shuttingDown }
+    let report = AccountingRules.Report(request, userID: userID)
+    let hash = StatsKeyHash(userID, report.infoHash, report.peerID)
+    let key = Key(report: report, hash: hash, shard: store.shardIndex(hash.shard))
+    var reservation: DeltaReservation?
+    switch attempt(key, now: now, nowMilliseconds: nowMilliseconds, reservation: &reservation) {
+    case .recorded(let reset):
+      if reset { metrics.resets.increment() }
+      return nil
+    case .closed:
+      throw shuttingDown
+    case .full:
+      return key
     }
+  }
 
-    /// One announce's key, computed once.
-    struct Key: Sendable {
-        var report: AccountingRules.Report
-        var hash: StatsKeyHash
-        var shard: Int
+  /// The slow path: waits (bounded) for room, then records from the
+  /// baseline as it is then. Fails with retry-later after `maxWait`.
+  func recordAfterWaiting(_ key: Key, now: UInt32, nowMilliseconds: Int64)
+    async throws(TrackerFailure)
+  {
+    metrics.waits.increment()
+    var reservation: DeltaReservation?
+    switch await batcher.waitForCapacity(priority: false) {
+    case .granted(let granted):
+      reservation = granted
+    case .timedOut:
+      metrics.waitTimeouts.increment()
+      throw busy
+    case .tooManyWaiters:
+      metrics.waitersRejected.increment()
+      throw busy
+    case .closed:
+      throw shuttingDown
+    case .cancelled:
+      throw busy
     }
+    // With a reservation the append cannot fail, so this never loops.
+    let attempt = attempt(
+      key, now: now, nowMilliseconds: nowMilliseconds, reservation: &reservation)
+    // Granted room the recomputed decision did not need goes back.
+    if let unused = reservation { batcher.release(unused) }
+    if case .recorded(reset: true) = attempt { metrics.resets.increment() }
+  }
 
-    /// The fast path, synchronous so the common case costs no extra async
-    /// frame: records the announce unless the batcher is full.
-    /// - Returns: nil when recorded; the key to pass to
-    ///   ``recordAfterWaiting(_:now:nowMilliseconds:)`` when the batcher was
-    ///   full (nothing changed).
-    func recordWithoutWaiting(_ request: AnnounceRequest, userID: UserID, now: UInt32, nowMilliseconds: Int64)
-        throws(TrackerFailure) -> Key?
-    {
-        // After shutdown began nothing may change: the final snapshot must
-        // hold every baseline (even an announce that emits no delta).
-        guard !batcher.isClosed else { throw shuttingDown }
-        let report = AccountingRules.Report(request, userID: userID)
-        let hash = StatsKeyHash(userID, report.infoHash, report.peerID)
-        let key = Key(report: report, hash: hash, shard: store.shardIndex(hash.shard))
-        var reservation: DeltaReservation?
-        switch attempt(key, now: now, nowMilliseconds: nowMilliseconds, reservation: &reservation) {
-        case .recorded(let reset):
-            if reset { metrics.resets.increment() }
-            return nil
-        case .closed:
-            throw shuttingDown
-        case .full:
-            return key
+  /// Decides, queues and applies under the shard lock; see the type's
+  /// documentation. Consumes `reservation` when it queues a delta with it.
+  private func attempt(
+    _ key: Key, now: UInt32, nowMilliseconds: Int64, reservation: inout DeltaReservation?
+  )
+    -> Attempt
+  {
+    store.withShard(key.shard) { table -> Attempt in
+      let report = key.report
+      let index = table.find(report.userID, report.infoHash, report.peerID, hash: key.hash.entry)
+      let decision = AccountingRules.decide(
+        existing: index.map { table[$0] }, report: report, now: now,
+        nowMilliseconds: nowMilliseconds,
+        configuration: configuration)
+      var reset = false
+      if var delta = decision.delta {
+        if let granted = reservation {
+          batcher.append(&delta, using: granted)
+          reservation = nil
+        } else {
+          switch batcher.tryAppend(&delta) {
+          case .appended: break
+          case .full: return .full
+          case .closed: return .closed
+          }
         }
+        reset = delta.reset
+      }
+      // Reached only when the delta (if any) is queued.
+      switch decision.change {
+      case .none: break
+      case .insert(let entry): table.insert(entry, hash: key.hash.entry)
+      case .update(let entry): table[index!] = entry
+      case .remove: table.remove(at: index!, hash: key.hash.entry)
+      }
+      return .recorded(reset: reset)
     }
+  }
 
-    /// The slow path: waits (bounded) for room, then records from the
-    /// baseline as it is then. Fails with retry-later after `maxWait`.
-    func recordAfterWaiting(_ key: Key, now: UInt32, nowMilliseconds: Int64) async throws(TrackerFailure) {
-        metrics.waits.increment()
-        var reservation: DeltaReservation?
-        switch await batcher.waitForCapacity(priority: false) {
-        case .granted(let granted):
-            reservation = granted
-        case .timedOut:
-            metrics.waitTimeouts.increment()
-            throw busy
-        case .tooManyWaiters:
-            metrics.waitersRejected.increment()
-            throw busy
-        case .closed:
-            throw shuttingDown
-        case .cancelled:
-            throw busy
-        }
-        // With a reservation the append cannot fail, so this never loops.
-        let attempt = attempt(key, now: now, nowMilliseconds: nowMilliseconds, reservation: &reservation)
-        // Granted room the recomputed decision did not need goes back.
-        if let unused = reservation { batcher.release(unused) }
-        if case .recorded(reset: true) = attempt { metrics.resets.increment() }
-    }
+  private var busy: TrackerFailure {
+    TrackerFailure(
+      "tracker busy: accounting is backed up, please retry later", kind: .retryLater,
+      retryInMinutes: configuration.retryInMinutes)
+  }
 
-    /// Decides, queues and applies under the shard lock; see the type's
-    /// documentation. Consumes `reservation` when it queues a delta with it.
-    private func attempt(_ key: Key, now: UInt32, nowMilliseconds: Int64, reservation: inout DeltaReservation?)
-        -> Attempt
-    {
-        store.withShard(key.shard) { table -> Attempt in
-            let report = key.report
-            let index = table.find(report.userID, report.infoHash, report.peerID, hash: key.hash.entry)
-            let decision = AccountingRules.decide(
-                existing: index.map { table[$0] }, report: report, now: now, nowMilliseconds: nowMilliseconds,
-                configuration: configuration)
-            var reset = false
-            if var delta = decision.delta {
-                if let granted = reservation {
-                    batcher.append(&delta, using: granted)
-                    reservation = nil
-                } else {
-                    switch batcher.tryAppend(&delta) {
-                    case .appended: break
-                    case .full: return .full
-                    case .closed: return .closed
-                    }
-                }
-                reset = delta.reset
-            }
-            // Reached only when the delta (if any) is queued.
-            switch decision.change {
-            case .none: break
-            case .insert(let entry): table.insert(entry, hash: key.hash.entry)
-            case .update(let entry): table[index!] = entry
-            case .remove: table.remove(at: index!, hash: key.hash.entry)
-            }
-            return .recorded(reset: reset)
-        }
-    }
-
-    private var busy: TrackerFailure {
-        TrackerFailure(
-            "tracker busy: accounting is backed up, please retry later", kind: .retryLater,
-            retryInMinutes: configuration.retryInMinutes)
-    }
-
-    private var shuttingDown: TrackerFailure {
-        TrackerFailure(
-            "tracker restarting, please retry later", kind: .retryLater, retryInMinutes: configuration.retryInMinutes)
-    }
+  private var shuttingDown: TrackerFailure {
+    TrackerFailure(
+      "tracker restarting, please retry later", kind: .retryLater,
+      retryInMinutes: configuration.retryInMinutes)
+  }
 }

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-    import Glibc
+  import Glibc
 #elseif canImport(Musl)
-    import Musl
+  import Musl
 #elseif canImport(Darwin)
-    import Darwin
+  import Darwin
 #endif
 
 /// Keeps the snapshot in one file (format: ``SnapshotCodec``). A save
@@ -14,117 +14,124 @@
 /// I/O is blocking; the middleware calls it from its own snapshot task,
 /// yielding between 1 MiB chunks so other tasks on that thread get turns.
 public struct FileSnapshotStore: StatsSnapshotStore {
-    /// The snapshot file.
-    public let path: String
+  /// The snapshot file.
+  public let path: String
 
-    /// Uses the file at `path`.
-    public init(path: String) {
-        self.path = path
+  /// Uses the file at `path`.
+  public init(path: String) {
+    self.path = path
+  }
+
+  public func save(_ snapshot: StatsSnapshot) async throws(SnapshotError) {
+    let temporary = path + ".tmp"
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { throw failure(.io(operation: "open \(temporary)", errno: errno)) }
+    do throws(SnapshotError) {
+      try await encode(snapshot, to: descriptor, name: temporary)
+      guard fsync(descriptor) == 0 else {
+        throw failure(.io(operation: "fsync \(temporary)", errno: errno))
+      }
+    } catch {
+      close(descriptor)
+      unlink(temporary)
+      throw error
+    }
+    guard close(descriptor) == 0 else {
+      let code = errno
+      unlink(temporary)
+      throw failure(.io(operation: "close \(temporary)", errno: code))
+    }
+    guard rename(temporary, path) == 0 else {
+      let code = errno
+      unlink(temporary)
+      throw failure(.io(operation: "rename \(temporary) to \(path)", errno: code))
+    }
+    // Make the rename itself durable.
+    let directory = Self.directory(of: path)
+    let directoryDescriptor = open(directory, O_RDONLY | O_CLOEXEC)
+    if directoryDescriptor >= 0 {
+      defer { close(directoryDescriptor) }
+      guard fsync(directoryDescriptor) == 0 else {
+        throw failure(.io(operation: "fsync directory \(directory)", errno: errno))
+      }
+    }
+  }
+
+  public func load() async throws(SnapshotError) -> StatsSnapshot {
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else {
+      let code = errno
+      throw failure(code == ENOENT ? .missing : .io(operation: "open", errno: code))
+    }
+    defer { close(descriptor) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+      let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw failure(.io(operation: "read", errno: errno))
+      }
+      if count == 0 { break }
+      bytes.append(contentsOf: chunk[0..<count])
+    }
+    return try SnapshotCodec.decode(bytes, location: path)
+  }
+
+  private func encode(_ snapshot: StatsSnapshot, to descriptor: Int32, name: String)
+    async throws(SnapshotError)
+  {
+    let entriesLength = snapshot.entries.count * SnapshotCodec.entryLength
+    let pendingLength = snapshot.pendingDeltas.reduce(0) {
+      $0 + SnapshotCodec.encodedLength(of: $1)
+    }
+    var checksum = CRC32()
+    var buffer = SnapshotCodec.header(for: snapshot, bodyLength: entriesLength + pendingLength)
+    buffer.reserveCapacity(1 << 20 + 256)
+
+    func emit(force: Bool) async throws(SnapshotError) {
+      guard force || buffer.count >= 1 << 20 else { return }
+      checksum.update(buffer)
+      try writeAll(buffer, to: descriptor, name: name)
+      buffer.removeAll(keepingCapacity: true)
+      await Task.yield()
     }
 
-    public func save(_ snapshot: StatsSnapshot) async throws(SnapshotError) {
-        let temporary = path + ".tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw failure(.io(operation: "open \(temporary)", errno: errno)) }
-        do throws(SnapshotError) {
-            try await encode(snapshot, to: descriptor, name: temporary)
-            guard fsync(descriptor) == 0 else { throw failure(.io(operation: "fsync \(temporary)", errno: errno)) }
-        } catch {
-            close(descriptor)
-            unlink(temporary)
-            throw error
-        }
-        guard close(descriptor) == 0 else {
-            let code = errno
-            unlink(temporary)
-            throw failure(.io(operation: "close \(temporary)", errno: code))
-        }
-        guard rename(temporary, path) == 0 else {
-            let code = errno
-            unlink(temporary)
-            throw failure(.io(operation: "rename \(temporary) to \(path)", errno: code))
-        }
-        // Make the rename itself durable.
-        let directory = Self.directory(of: path)
-        let directoryDescriptor = open(directory, O_RDONLY | O_CLOEXEC)
-        if directoryDescriptor >= 0 {
-            defer { close(directoryDescriptor) }
-            guard fsync(directoryDescriptor) == 0 else {
-                throw failure(.io(operation: "fsync directory \(directory)", errno: errno))
-            }
-        }
+    for entry in snapshot.entries {
+      SnapshotCodec.encode(entry, into: &buffer)
+      try await emit(force: false)
     }
-
-    public func load() async throws(SnapshotError) -> StatsSnapshot {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            let code = errno
-            throw failure(code == ENOENT ? .missing : .io(operation: "open", errno: code))
-        }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw failure(.io(operation: "read", errno: errno))
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        return try SnapshotCodec.decode(bytes, location: path)
+    for delta in snapshot.pendingDeltas {
+      SnapshotCodec.encode(delta, into: &buffer)
+      try await emit(force: false)
     }
+    try await emit(force: true)
+    var trailer: [UInt8] = []
+    trailer.appendLittleEndian(checksum.value)
+    try writeAll(trailer, to: descriptor, name: name)
+  }
 
-    private func encode(_ snapshot: StatsSnapshot, to descriptor: Int32, name: String) async throws(SnapshotError) {
-        let entriesLength = snapshot.entries.count * SnapshotCodec.entryLength
-        let pendingLength = snapshot.pendingDeltas.reduce(0) { $0 + SnapshotCodec.encodedLength(of: $1) }
-        var checksum = CRC32()
-        var buffer = SnapshotCodec.header(for: snapshot, bodyLength: entriesLength + pendingLength)
-        buffer.reserveCapacity(1 << 20 + 256)
-
-        func emit(force: Bool) async throws(SnapshotError) {
-            guard force || buffer.count >= 1 << 20 else { return }
-            checksum.update(buffer)
-            try writeAll(buffer, to: descriptor, name: name)
-            buffer.removeAll(keepingCapacity: true)
-            await Task.yield()
-        }
-
-        for entry in snapshot.entries {
-            SnapshotCodec.encode(entry, into: &buffer)
-            try await emit(force: false)
-        }
-        for delta in snapshot.pendingDeltas {
-            SnapshotCodec.encode(delta, into: &buffer)
-            try await emit(force: false)
-        }
-        try await emit(force: true)
-        var trailer: [UInt8] = []
-        trailer.appendLittleEndian(checksum.value)
-        try writeAll(trailer, to: descriptor, name: name)
+  private func writeAll(_ bytes: [UInt8], to descriptor: Int32, name: String) throws(SnapshotError)
+  {
+    var written = 0
+    while written < bytes.count {
+      let count = bytes.withUnsafeBytes { raw in
+        write(descriptor, raw.baseAddress! + written, raw.count - written)
+      }
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw failure(.io(operation: "write \(name)", errno: errno))
+      }
+      written += count
     }
+  }
 
-    private func writeAll(_ bytes: [UInt8], to descriptor: Int32, name: String) throws(SnapshotError) {
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { raw in
-                write(descriptor, raw.baseAddress! + written, raw.count - written)
-            }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw failure(.io(operation: "write \(name)", errno: errno))
-            }
-            written += count
-        }
-    }
+  private func failure(_ kind: SnapshotError.Kind) -> SnapshotError {
+    SnapshotError(location: path, kind: kind)
+  }
 
-    private func failure(_ kind: SnapshotError.Kind) -> SnapshotError {
-        SnapshotError(location: path, kind: kind)
-    }
-
-    private static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
+  private static func directory(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+  }
 }

@@ -9,91 +9,91 @@ import BitTorrent
 /// (`lastSeen` fills the gap after the 20-byte info hash, `flags` the gap
 /// after the 20-byte peer id).
 public struct StatsEntry: Sendable, Hashable {
-    /// Bits describing the entry's last announce.
-    public struct Flags: OptionSet, Sendable, Hashable {
-        public var rawValue: UInt8
-        /// Creates flags from their raw bits.
-        public init(rawValue: UInt8) { self.rawValue = rawValue }
-        /// The client reported `left == 0` at its last announce.
-        public static let seeding = Flags(rawValue: 1 << 0)
-    }
+  /// Bits describing the entry's last announce.
+  public struct Flags: OptionSet, Sendable, Hashable {
+    public var rawValue: UInt8
+    /// Creates flags from their raw bits.
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// The client reported `left == 0` at its last announce.
+    public static let seeding = Flags(rawValue: 1 << 0)
+  }
 
-    /// The user.
-    public var userID: UserID
-    /// The torrent.
-    public var infoHash: InfoHash
-    /// `TrackerClock` seconds of the last recorded announce.
-    public var lastSeen: UInt32
-    /// The client.
-    public var peerID: PeerID
-    /// State of the last announce.
-    public var flags: Flags
-    /// Baseline: the client's `uploaded` total at the last recorded announce.
-    public var uploaded: UInt64
-    /// Baseline: the client's `downloaded` total at the last recorded announce.
-    public var downloaded: UInt64
+  /// The user.
+  public var userID: UserID
+  /// The torrent.
+  public var infoHash: InfoHash
+  /// `TrackerClock` seconds of the last recorded announce.
+  public var lastSeen: UInt32
+  /// The client.
+  public var peerID: PeerID
+  /// State of the last announce.
+  public var flags: Flags
+  /// Baseline: the client's `uploaded` total at the last recorded announce.
+  public var uploaded: UInt64
+  /// Baseline: the client's `downloaded` total at the last recorded announce.
+  public var downloaded: UInt64
 
-    /// Creates an entry.
-    public init(
-        userID: UserID, infoHash: InfoHash, peerID: PeerID, uploaded: UInt64, downloaded: UInt64,
-        lastSeen: UInt32, flags: Flags = []
-    ) {
-        self.userID = userID
-        self.infoHash = infoHash
-        self.lastSeen = lastSeen
-        self.peerID = peerID
-        self.flags = flags
-        self.uploaded = uploaded
-        self.downloaded = downloaded
-    }
+  /// Creates an entry.
+  public init(
+    userID: UserID, infoHash: InfoHash, peerID: PeerID, uploaded: UInt64, downloaded: UInt64,
+    lastSeen: UInt32, flags: Flags = []
+  ) {
+    self.userID = userID
+    self.infoHash = infoHash
+    self.lastSeen = lastSeen
+    self.peerID = peerID
+    self.flags = flags
+    self.uploaded = uploaded
+    self.downloaded = downloaded
+  }
 
-    /// Whether this entry has the given key.
-    @inline(__always)
-    func matches(_ userID: UserID, _ infoHash: InfoHash, _ peerID: PeerID) -> Bool {
-        self.peerID == peerID && self.infoHash == infoHash && self.userID == userID
-    }
+  /// Whether this entry has the given key.
+  @inline(__always)
+  func matches(_ userID: UserID, _ infoHash: InfoHash, _ peerID: PeerID) -> Bool {
+    self.peerID == peerID && self.infoHash == infoHash && self.userID == userID
+  }
 }
 
 /// The two hashes of an entry key. Both come from the standard library's
 /// `Hasher`, which is seeded randomly per process, so clients cannot craft
 /// peer ids or info hashes that collide on purpose (hash flooding).
 struct StatsKeyHash {
-    /// Hash of (user, info hash): picks the shard, so every client of one
-    /// user on one torrent lives in one shard (`knows(user:infoHash:)` reads one shard).
-    var shard: UInt64
-    /// Hash of the full key: places the entry inside its shard's table.
-    var entry: UInt64
+  /// Hash of (user, info hash): picks the shard, so every client of one
+  /// user on one torrent lives in one shard (`knows(user:infoHash:)` reads one shard).
+  var shard: UInt64
+  /// Hash of the full key: places the entry inside its shard's table.
+  var entry: UInt64
 
-    @inline(__always)
-    init(_ userID: UserID, _ infoHash: InfoHash, _ peerID: PeerID) {
-        var hasher = Hasher()
-        hasher.combine(userID.high)
-        hasher.combine(userID.low)
-        hasher.combine(infoHash.raw)
-        let prefix = hasher
-        hasher.combine(peerID.raw)
-        shard = UInt64(UInt(bitPattern: prefix.finalize()))
-        entry = UInt64(UInt(bitPattern: hasher.finalize()))
-    }
+  @inline(__always)
+  init(_ userID: UserID, _ infoHash: InfoHash, _ peerID: PeerID) {
+    var hasher = Hasher()
+    hasher.combine(userID.high)
+    hasher.combine(userID.low)
+    hasher.combine(infoHash.raw)
+    let prefix = hasher
+    hasher.combine(peerID.raw)
+    shard = UInt64(UInt(bitPattern: prefix.finalize()))
+    entry = UInt64(UInt(bitPattern: hasher.finalize()))
+  }
 
-    /// The shard hash alone (for queries that know no peer id).
-    @inline(__always)
-    static func shard(_ userID: UserID, _ infoHash: InfoHash) -> UInt64 {
-        var hasher = Hasher()
-        hasher.combine(userID.high)
-        hasher.combine(userID.low)
-        hasher.combine(infoHash.raw)
-        return UInt64(UInt(bitPattern: hasher.finalize()))
-    }
+  /// The shard hash alone (for queries that know no peer id).
+  @inline(__always)
+  static func shard(_ userID: UserID, _ infoHash: InfoHash) -> UInt64 {
+    var hasher = Hasher()
+    hasher.combine(userID.high)
+    hasher.combine(userID.low)
+    hasher.combine(infoHash.raw)
+    return UInt64(UInt(bitPattern: hasher.finalize()))
+  }
 
-    /// The entry hash of a stored entry.
-    @inline(__always)
-    static func entry(of entry: StatsEntry) -> UInt64 {
-        var hasher = Hasher()
-        hasher.combine(entry.userID.high)
-        hasher.combine(entry.userID.low)
-        hasher.combine(entry.infoHash.raw)
-        hasher.combine(entry.peerID.raw)
-        return UInt64(UInt(bitPattern: hasher.finalize()))
-    }
+  /// The entry hash of a stored entry.
+  @inline(__always)
+  static func entry(of entry: StatsEntry) -> UInt64 {
+    var hasher = Hasher()
+    hasher.combine(entry.userID.high)
+    hasher.combine(entry.userID.low)
+    hasher.combine(entry.infoHash.raw)
+    hasher.combine(entry.peerID.raw)
+    return UInt64(UInt(bitPattern: hasher.finalize()))
+  }
 }

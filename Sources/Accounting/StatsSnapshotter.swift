@@ -12,42 +12,44 @@
 /// crashes and restarts from this snapshot; the graceful shutdown snapshot,
 /// taken after draining, has no such window.)
 struct StatsSnapshotter: Sendable {
-    let store: StatsStore
-    let batcher: DeltaBatcher
+  let store: StatsStore
+  let batcher: DeltaBatcher
 
-    func capture(createdAtMilliseconds: Int64) -> StatsSnapshot {
-        var entries: [StatsEntry] = []
-        entries.reserveCapacity(store.count + store.count / 16 + 16)
-        var shardSequences = [UInt64](repeating: 0, count: store.shardCount)
-        for index in 0..<store.shardCount {
-            store.withShard(index) { table in
-                table.appendEntries(to: &entries)
-                shardSequences[index] = batcher.lastAssignedSequence()
-            }
-        }
-        let nextSequence = batcher.lastAssignedSequence() + 1
-        let pending = batcher.pendingDeltas().filter { delta in
-            delta.origin.instance != batcher.instance
-                || delta.origin.sequence <= shardSequences[store.shardIndex(delta.userID, delta.infoHash)]
-        }
-        return StatsSnapshot(
-            instance: batcher.instance, nextSequence: nextSequence, createdAtMilliseconds: createdAtMilliseconds,
-            entries: entries, pendingDeltas: pending)
+  func capture(createdAtMilliseconds: Int64) -> StatsSnapshot {
+    var entries: [StatsEntry] = []
+    entries.reserveCapacity(store.count + store.count / 16 + 16)
+    var shardSequences = [UInt64](repeating: 0, count: store.shardCount)
+    for index in 0..<store.shardCount {
+      store.withShard(index) { table in
+        table.appendEntries(to: &entries)
+        shardSequences[index] = batcher.lastAssignedSequence()
+      }
     }
+    let nextSequence = batcher.lastAssignedSequence() + 1
+    let pending = batcher.pendingDeltas().filter { delta in
+      delta.origin.instance != batcher.instance
+        || delta.origin.sequence <= shardSequences[store.shardIndex(delta.userID, delta.infoHash)]
+    }
+    return StatsSnapshot(
+      instance: batcher.instance, nextSequence: nextSequence,
+      createdAtMilliseconds: createdAtMilliseconds,
+      entries: entries, pendingDeltas: pending)
+  }
 
-    /// Loads a snapshot into an empty store and batcher. Entries keep their
-    /// baselines; pending deltas are queued first with their original
-    /// origins; a snapshot of this same instance continues its sequence.
-    func restore(_ snapshot: StatsSnapshot) {
-        for entry in snapshot.entries {
-            let hash = StatsKeyHash(entry.userID, entry.infoHash, entry.peerID)
-            store.withShard(store.shardIndex(hash.shard)) { table in
-                if table.find(entry.userID, entry.infoHash, entry.peerID, hash: hash.entry) == nil {
-                    table.insert(entry, hash: hash.entry)
-                }
-            }
+  /// Loads a snapshot into an empty store and batcher. Entries keep their
+  /// baselines; pending deltas are queued first with their original
+  /// origins; a snapshot of this same instance continues its sequence.
+  func restore(_ snapshot: StatsSnapshot) {
+    for entry in snapshot.entries {
+      let hash = StatsKeyHash(entry.userID, entry.infoHash, entry.peerID)
+      store.withShard(store.shardIndex(hash.shard)) { table in
+        if table.find(entry.userID, entry.infoHash, entry.peerID, hash: hash.entry) == nil {
+          table.insert(entry, hash: hash.entry)
         }
-        batcher.restore(
-            snapshot.pendingDeltas, nextSequence: snapshot.instance == batcher.instance ? snapshot.nextSequence : nil)
+      }
     }
+    batcher.restore(
+      snapshot.pendingDeltas,
+      nextSequence: snapshot.instance == batcher.instance ? snapshot.nextSequence : nil)
+  }
 }

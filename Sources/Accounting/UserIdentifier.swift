@@ -5,72 +5,74 @@ import Tracker
 /// an implementation must decide from the request alone (no database, no
 /// network: it runs on every announce).
 public protocol UserIdentifier: Sendable {
-    /// The user of an announce; throws a `.forbidden` ``TrackerFailure`` when
-    /// the request does not identify one.
-    func identify(_ request: AnnounceRequest) throws(TrackerFailure) -> UserID
-    /// The user of a scrape; throws a `.forbidden` ``TrackerFailure`` when
-    /// the request does not identify one.
-    func identify(_ request: ScrapeRequest) throws(TrackerFailure) -> UserID
+  /// The user of an announce; throws a `.forbidden` ``TrackerFailure`` when
+  /// the request does not identify one.
+  func identify(_ request: AnnounceRequest) throws(TrackerFailure) -> UserID
+  /// The user of a scrape; throws a `.forbidden` ``TrackerFailure`` when
+  /// the request does not identify one.
+  func identify(_ request: ScrapeRequest) throws(TrackerFailure) -> UserID
 }
 
 /// The default identifier: the passkey the frontends extracted from the URL
 /// (`/<passkey>/announce`, `/announce/<passkey>`, BEP 41 URL data over UDP),
 /// 32 hexadecimal characters read as the 16-byte user id.
 public struct PasskeyUserIdentifier: UserIdentifier {
-    /// Creates the identifier.
-    public init() {}
+  /// Creates the identifier.
+  public init() {}
 
-    public func identify(_ request: AnnounceRequest) throws(TrackerFailure) -> UserID {
-        try Self.userID(passkey: request.passkey)
+  public func identify(_ request: AnnounceRequest) throws(TrackerFailure) -> UserID {
+    try Self.userID(passkey: request.passkey)
+  }
+
+  public func identify(_ request: ScrapeRequest) throws(TrackerFailure) -> UserID {
+    try Self.userID(passkey: request.passkey)
+  }
+
+  /// The user id of a passkey, or a `.forbidden` failure whose reason says
+  /// what is wrong (never echoing the passkey).
+  public static func userID(passkey: Substring?) throws(TrackerFailure) -> UserID {
+    guard let passkey, !passkey.isEmpty else {
+      throw TrackerFailure(
+        "missing passkey: use the personal announce URL from your account", kind: .forbidden)
     }
-
-    public func identify(_ request: ScrapeRequest) throws(TrackerFailure) -> UserID {
-        try Self.userID(passkey: request.passkey)
+    guard let userID = parse(passkey) else {
+      throw TrackerFailure(
+        "malformed passkey: expected 32 hexadecimal characters", kind: .forbidden)
     }
+    return userID
+  }
 
-    /// The user id of a passkey, or a `.forbidden` failure whose reason says
-    /// what is wrong (never echoing the passkey).
-    public static func userID(passkey: Substring?) throws(TrackerFailure) -> UserID {
-        guard let passkey, !passkey.isEmpty else {
-            throw TrackerFailure("missing passkey: use the personal announce URL from your account", kind: .forbidden)
-        }
-        guard let userID = parse(passkey) else {
-            throw TrackerFailure("malformed passkey: expected 32 hexadecimal characters", kind: .forbidden)
-        }
-        return userID
+  /// Reads exactly 32 hex digits (either case) without allocating; nil otherwise.
+  public static func parse(_ passkey: Substring) -> UserID? {
+    // Native strings expose contiguous UTF-8: read it directly (the
+    // generic UTF8View walk costs several times more per announce).
+    if let parsed = passkey.utf8.withContiguousStorageIfAvailable({ parse(utf8: $0) }) {
+      return parsed
     }
+    return Array(passkey.utf8).withUnsafeBufferPointer { parse(utf8: $0) }
+  }
 
-    /// Reads exactly 32 hex digits (either case) without allocating; nil otherwise.
-    public static func parse(_ passkey: Substring) -> UserID? {
-        // Native strings expose contiguous UTF-8: read it directly (the
-        // generic UTF8View walk costs several times more per announce).
-        if let parsed = passkey.utf8.withContiguousStorageIfAvailable({ parse(utf8: $0) }) {
-            return parsed
-        }
-        return Array(passkey.utf8).withUnsafeBufferPointer { parse(utf8: $0) }
+  /// Nibble value of every byte; 0xFF for a non-hex byte.
+  private static let nibbles: [UInt8] = (0...255).map { Hex.nibble(UInt8($0)) ?? 0xFF }
+
+  private static func parse(utf8: UnsafeBufferPointer<UInt8>) -> UserID? {
+    guard utf8.count == 32 else { return nil }
+    return nibbles.withUnsafeBufferPointer { nibbles in
+      // Branch-free: collect invalid bits and check once at the end.
+      var high: UInt64 = 0
+      var low: UInt64 = 0
+      var invalid: UInt8 = 0
+      for position in 0..<16 {
+        let nibble = nibbles[Int(utf8[position])]
+        invalid |= nibble
+        high = high << 4 | UInt64(nibble & 0x0f)
+      }
+      for position in 16..<32 {
+        let nibble = nibbles[Int(utf8[position])]
+        invalid |= nibble
+        low = low << 4 | UInt64(nibble & 0x0f)
+      }
+      return invalid & 0xf0 == 0 ? UserID(high: high, low: low) : nil
     }
-
-    /// Nibble value of every byte; 0xFF for a non-hex byte.
-    private static let nibbles: [UInt8] = (0...255).map { Hex.nibble(UInt8($0)) ?? 0xFF }
-
-    private static func parse(utf8: UnsafeBufferPointer<UInt8>) -> UserID? {
-        guard utf8.count == 32 else { return nil }
-        return nibbles.withUnsafeBufferPointer { nibbles in
-            // Branch-free: collect invalid bits and check once at the end.
-            var high: UInt64 = 0
-            var low: UInt64 = 0
-            var invalid: UInt8 = 0
-            for position in 0..<16 {
-                let nibble = nibbles[Int(utf8[position])]
-                invalid |= nibble
-                high = high << 4 | UInt64(nibble & 0x0f)
-            }
-            for position in 16..<32 {
-                let nibble = nibbles[Int(utf8[position])]
-                invalid |= nibble
-                low = low << 4 | UInt64(nibble & 0x0f)
-            }
-            return invalid & 0xf0 == 0 ? UserID(high: high, low: low) : nil
-        }
-    }
+  }
 }

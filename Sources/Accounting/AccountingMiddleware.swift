@@ -32,9 +32,9 @@ public struct AccountingStatistics: Sendable, Equatable {
 ///     configuration: config, sink: kafkaSink,
 ///     snapshotStore: FileSnapshotStore(path: "/var/lib/privtrak/stats.snap"))
 /// let tracker = Tracker(preHooks: [accounting])
-/// // swift-service-lifecycle: `run() async` satisfies `Service`.
-/// extension AccountingMiddleware: @retroactive Service {}
-/// let group = ServiceGroup(services: [frontends, accounting], logger: logger)
+/// // swift-service-lifecycle: a Service whose run() is
+/// //   await cancelWhenGracefulShutdown { await accounting.run() }
+/// // placed after the frontends, so they stop accepting first.
 /// ```
 /// `run()` returns after graceful shutdown (task cancellation): it stops
 /// accepting announces, publishes what is pending, writes the final

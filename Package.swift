@@ -121,6 +121,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "KafkaSinkBench",
+            dependencies: [
+                "KafkaSink", "Accounting", "DeltaWire", "BitTorrent",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/KafkaSinkBench",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "AccountingBench",
             dependencies: ["Accounting"],
             path: "Benchmarks/AccountingBench",

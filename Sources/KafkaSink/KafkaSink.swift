@@ -108,7 +108,7 @@ public final class KafkaSink: DeltaSink {
             logger.error("Kafka sink did not start", metadata: ["error": "\(error)"])
             await withCheckedContinuation { continuation in
                 thread.stop(finally: {
-                    engine.shutdown()
+                    engine.destroyClient()  // nothing was produced: no flush
                     continuation.resume()
                 })
             }

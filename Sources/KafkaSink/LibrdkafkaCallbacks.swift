@@ -7,25 +7,31 @@ import Logging
 
 /// Delivery report per record; served by poll/flush/commit on the producer thread.
 let deliveryReportCallback:
-    @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
-        _, message, opaque in
-        guard let message, let opaque else { return }
-        let engine = Unmanaged<ProducerEngine>.fromOpaque(opaque).takeUnretainedValue()
-        engine.deliveryReported(error: message.pointee.err, tag: UInt(bitPattern: message.pointee._private))
+  @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) ->
+    Void = {
+      _, message, opaque in
+      guard let message, let opaque else { return }
+      let engine = Unmanaged<ProducerEngine>.fromOpaque(opaque).takeUnretainedValue()
+      engine.deliveryReported(
+        error: message.pointee.err, tag: UInt(bitPattern: message.pointee._private))
     }
 
 /// Client-level errors (transport, authentication, fatal); served by
 /// poll/flush/commit on the producer thread.
-let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
-    _, code, reason, opaque in
-    guard let opaque else { return }
-    let engine = Unmanaged<ProducerEngine>.fromOpaque(opaque).takeUnretainedValue()
-    engine.clientErrorReported(code: rd_kafka_resp_err_t(rawValue: code), reason: reason.map { String(cString: $0) } ?? "")
-}
+let errorCallback:
+  @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void =
+    {
+      _, code, reason, opaque in
+      guard let opaque else { return }
+      let engine = Unmanaged<ProducerEngine>.fromOpaque(opaque).takeUnretainedValue()
+      engine.clientErrorReported(
+        code: rd_kafka_resp_err_t(rawValue: code), reason: reason.map { String(cString: $0) } ?? "")
+    }
 
 /// librdkafka's own log lines; called from librdkafka's internal threads, so
 /// it only touches the (thread-safe) logger.
-let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
+let logCallback:
+  @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
     client, level, facility, message in
     guard let client, let opaque = rd_kafka_opaque(client) else { return }
     let engine = Unmanaged<ProducerEngine>.fromOpaque(opaque).takeUnretainedValue()
@@ -42,6 +48,6 @@ let logCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, U
     default: logLevel = .debug
     }
     engine.logger.log(
-        level: logLevel, "librdkafka: \(message.map { String(cString: $0) } ?? "")",
-        metadata: ["librdkafka.facility": "\(facilityName)"])
-}
+      level: logLevel, "librdkafka: \(message.map { String(cString: $0) } ?? "")",
+      metadata: ["librdkafka.facility": "\(facilityName)"])
+  }

@@ -51,10 +51,14 @@ final class OwnTestBroker: Sendable {
     kill(pid, SIGCONT)
   }
 
-  /// Resumes (a stopped process ignores SIGTERM) and stops the broker.
-  func stop() async {
+  /// Resumes (a stopped process ignores SIGTERM) and stops the broker; its
+  /// log is kept only when `keepLog` (the test body threw).
+  func stop(keepLog: Bool) async {
     resume()
     _ = try? await Self.run(["stop", String(port)])
+    if !keepLog {
+      unlink(Self.repositoryRoot.appendingPathComponent(".runtime/broker-\(port).log").path)
+    }
   }
 
   /// Runs `scripts/broker` with posix_spawn and waitpid (Foundation's
@@ -90,10 +94,10 @@ func withOwnTestBroker<T>(_ body: (OwnTestBroker) async throws -> T) async throw
   let broker = try await OwnTestBroker.start()
   do {
     let result = try await body(broker)
-    await broker.stop()
+    await broker.stop(keepLog: false)
     return result
   } catch {
-    await broker.stop()
+    await broker.stop(keepLog: true)
     throw error
   }
 }

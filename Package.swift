@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "PrivtrakService",
             dependencies: [
-                "BitTorrent", "Tracker", "Frontends", "Accounting",
+                "BitTorrent", "Tracker", "Frontends", "Accounting", "DeltaWire", "FileSink", "KafkaSink",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

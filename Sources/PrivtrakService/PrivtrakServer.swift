@@ -1,3 +1,5 @@
+import Accounting
+import FileSink
 import Frontends
 import Logging
 import NIOCore
@@ -30,11 +32,21 @@ public final class PrivtrakServer: Sendable {
 
     /// Runs until SIGTERM/SIGINT, then stops accepting, drains and returns.
     public func run() async throws {
-        let tracker = Tracker(configuration: configuration.tracker)
+        var preHooks: [any PreHook] = []
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if configuration.accountingEnabled {
+            let sink = try await makeSink()
+            let middleware = await AccountingMiddleware(
+                configuration: configuration.accounting, sink: sink,
+                snapshotStore: configuration.snapshotPath.map { FileSnapshotStore(path: $0) },
+                logger: logger)
+            preHooks.append(middleware)
+            services.append(.init(service: AccountingService(middleware: middleware)))
+        }
+        let tracker = Tracker(configuration: configuration.tracker, preHooks: preHooks)
         let group = MultiThreadedEventLoopGroup.singleton
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: PeerGarbageCollector(tracker: tracker, interval: configuration.gcInterval, logger: logger))
-        ]
+        services.append(
+            .init(service: PeerGarbageCollector(tracker: tracker, interval: configuration.gcInterval, logger: logger)))
         if let listen = configuration.httpListen {
             let http = HTTPFrontend(
                 configuration: HTTPFrontendConfiguration(
@@ -43,7 +55,15 @@ public final class PrivtrakServer: Sendable {
                 tracker: tracker, logger: logger)
             services.append(.init(service: frontendService("http", http, group: group)))
         }
-        // Frontends are last so that they are shut down first.
+        if let listen = configuration.udpListen {
+            let udp = UDPFrontend(
+                configuration: UDPFrontendConfiguration(
+                    host: listen.host, port: listen.port, connectionIDSecret: configuration.udpConnectionIDSecret),
+                tracker: tracker, logger: logger)
+            services.append(.init(service: frontendService("udp", udp, group: group)))
+        }
+        // Frontends are last so that they are shut down first: no announce
+        // is accepted once accounting starts draining.
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -54,6 +74,20 @@ public final class PrivtrakServer: Sendable {
         logger.notice("privtrak stopped")
     }
 
+    private func makeSink() async throws -> any DeltaSink {
+        switch configuration.sink {
+        case .file(let path):
+            return try FileSink(
+                configuration: FileSinkConfiguration(path: path, fsyncPolicy: configuration.fileFsync),
+                logger: logger)
+        case .none:
+            logger.warning("sink.url is none: deltas are discarded (benchmark mode)")
+            return DiscardingSink()
+        case .kafka:
+            throw ConfigurationError(key: "sink.url", source: "privtrak serve", problem: "the Kafka sink is not wired yet")
+        }
+    }
+
     private func frontendService(_ name: String, _ frontend: any TrackerFrontend, group: any EventLoopGroup) -> FrontendService {
         FrontendService(name: name, frontend: frontend, group: group, logger: logger) { [self] address in
             boundAddresses.withLock { $0[name] = address }
@@ -62,3 +96,4 @@ public final class PrivtrakServer: Sendable {
 }
 
 extension HTTPFrontend: TrackerFrontend {}
+extension UDPFrontend: TrackerFrontend {}

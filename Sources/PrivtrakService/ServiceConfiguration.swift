@@ -1,3 +1,5 @@
+import Accounting
+import FileSink
 import Frontends
 import Tracker
 
@@ -61,8 +63,14 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var gcInterval: Duration
     /// Where deltas go.
     public var sink: SinkURL
+    /// When the file sink forces batches to disk.
+    public var fileFsync: FsyncPolicy
     /// Whether the accounting middleware runs (a plain tracker otherwise).
     public var accountingEnabled: Bool
+    /// Accounting middleware settings (peer lifetime follows `tracker.peer_lifetime_s`).
+    public var accounting: AccountingConfiguration
+    /// Where the accounting snapshot lives; nil disables snapshots.
+    public var snapshotPath: String?
     /// Log level name (trace, debug, info, notice, warning, error, critical).
     public var logLevel: String
 
@@ -71,7 +79,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
         httpListen: ListenAddress(host: "127.0.0.1", port: 6969), trustedProxies: [], httpMaxConnections: 10_000,
         httpIdleTimeout: .seconds(30), udpListen: ListenAddress(host: "127.0.0.1", port: 6969),
         udpConnectionIDSecret: nil, tracker: TrackerConfiguration(), gcInterval: .seconds(60),
-        sink: .file(path: "privtrak-deltas.ptdl"), accountingEnabled: true, logLevel: "info")
+        sink: .file(path: "privtrak-deltas.ptdl"), fileFsync: .everyBatch, accountingEnabled: true,
+        accounting: AccountingConfiguration(), snapshotPath: "privtrak-snapshot.bin", logLevel: "info")
 
     /// Parses and validates a YAML document. Unknown keys and bad values throw
     /// a ``ConfigurationError`` naming the key and the file.
@@ -121,7 +130,43 @@ public struct ServiceConfiguration: Sendable, Equatable {
             throw reader.fail("sink.url", "expected file:PATH, kafka://HOST:PORT/TOPIC or none, got '\(sinkText)'")
         }
         config.sink = sink
+        let fsync = try reader.string("sink.file_fsync", default: "every_batch")
+        switch fsync {
+        case "every_batch": config.fileFsync = .everyBatch
+        case "never": config.fileFsync = .never
+        default:
+            guard let seconds = Double(fsync), seconds > 0, seconds <= 3600 else {
+                throw reader.fail("sink.file_fsync", "expected every_batch, never or a number of seconds, got '\(fsync)'")
+            }
+            config.fileFsync = .interval(.milliseconds(Int64(seconds * 1000)))
+        }
+
         config.accountingEnabled = try reader.bool("accounting.enabled", default: true)
+        var accounting = AccountingConfiguration()
+        accounting.batchSize = try reader.integer("accounting.batch_size", default: 1000, range: 1...1_000_000)
+        accounting.flushInterval = try reader.seconds("accounting.flush_interval_s", default: 1, minimum: 0.001)
+        accounting.maxPendingDeltas = try reader.integer(
+            "accounting.max_pending_deltas", default: 100_000, range: accounting.batchSize...100_000_000)
+        accounting.maxPendingBytes = try reader.integer(
+            "accounting.max_pending_bytes", default: 16 << 20, range: 4096...(1 << 34), unit: "bytes")
+        accounting.maxWait = try reader.seconds("accounting.max_wait_s", default: 2)
+        accounting.maxWaiters = try reader.integer("accounting.max_waiters", default: 10_000, range: 0...1_000_000)
+        accounting.retryInMinutes = try reader.integer("accounting.retry_in_minutes", default: 1, range: 1...1440)
+        accounting.emitStopped = try reader.bool("accounting.emit_stopped", default: false)
+        accounting.recordClientIP = try reader.bool("accounting.record_client_ip", default: false)
+        accounting.recordPeerID = try reader.bool("accounting.record_peer_id", default: false)
+        accounting.requirePasskeyForScrape = try reader.bool("accounting.require_passkey_for_scrape", default: true)
+        let instance: UInt64 = try reader.integer("accounting.instance", default: 0, range: 0...UInt64.max)
+        accounting.instance = instance == 0 ? nil : instance
+        accounting.shardCount = try reader.integer("accounting.shards", default: 1024, range: 1...65_536)
+        accounting.gcInterval = try reader.seconds("accounting.gc_interval_s", default: 60, minimum: 1)
+        accounting.shutdownDrainTimeout = try reader.seconds("accounting.shutdown_drain_timeout_s", default: 10)
+        accounting.peerLifetime = .seconds(Int64(tracker.peerLifetime))
+        let snapshotPath = try reader.string("accounting.snapshot_path", default: "privtrak-snapshot.bin")
+        config.snapshotPath = snapshotPath == "off" || snapshotPath.isEmpty ? nil : snapshotPath
+        let snapshotInterval = try reader.seconds("accounting.snapshot_interval_s", default: 300)
+        accounting.snapshotInterval = snapshotInterval == .zero ? nil : snapshotInterval
+        config.accounting = accounting
 
         config.logLevel = try reader.string("log.level", default: "info")
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logLevel) else {

@@ -115,10 +115,12 @@ let package = Package(
         .executableTarget(
             name: "privtrak",
             dependencies: [
-                "PrivtrakService",
+                "PrivtrakService", "FileSink", "KafkaSink", "DeltaWire", "Accounting", "BitTorrent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: strictSettings
+            // main.swift holds the @main type; with more than one source file SwiftPM
+            // would otherwise compile main.swift as top-level code.
+            swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
             name: "KafkaSinkBench",

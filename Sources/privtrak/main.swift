@@ -11,7 +11,7 @@ struct Privtrak: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "privtrak",
         abstract: "A BitTorrent private tracker whose accounting middleware publishes exact per-user deltas.",
-        subcommands: [Serve.self, CheckConfig.self],
+        subcommands: [Serve.self, CheckConfig.self, Tail.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -36,7 +36,8 @@ test-python:
 
 test-e2e:
 	swift build --product privtrak
-	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak /usr/bin/python3 -m pytest -q tests/e2e
+	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak E2E_PASSKEY=0123456789abcdef0123456789abcdef \
+		/usr/bin/python3 -m pytest -q tests/e2e
 
 # Everything, in one command: setup, broker, build, Swift tests, Python tests,
 # real-client end-to-end tests. The broker is stopped whatever the outcome.

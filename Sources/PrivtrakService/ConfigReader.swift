@@ -145,6 +145,18 @@ struct ConfigReader {
         throw fail(key, "expected a list of strings")
     }
 
+    /// Every `prefix.<name>` key (file and environment), consumed, with the
+    /// remainder of the key as name: for free-form maps like `kafka.properties`.
+    mutating func map(withPrefix prefix: String) throws(ConfigurationError) -> [String: String] {
+        var result: [String: String] = [:]
+        for key in root.keys where key.hasPrefix(prefix + ".") {
+            consumed.insert(key)
+            guard let value = root[key]?.string else { throw fail(key, "expected a single value") }
+            result[String(key.dropFirst(prefix.count + 1))] = value
+        }
+        return result
+    }
+
     /// Keys present in the file that no reader asked for: almost always typos.
     func unknownKeys() -> [String] {
         root.keys.filter { !consumed.contains($0) }.sorted()

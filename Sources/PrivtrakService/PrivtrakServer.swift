@@ -1,11 +1,16 @@
 import Accounting
 import FileSink
+import KafkaSink
 import Frontends
 import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Tracker
 
 /// Wires configuration into a running tracker: the tracker core, its hooks,
@@ -16,6 +21,13 @@ public final class PrivtrakServer: Sendable {
     public let configuration: ServiceConfiguration
     private let logger: Logger
     private let boundAddresses = Mutex<[String: SocketAddress]>([:])
+    private let kafkaSink = Mutex<KafkaSink?>(nil)
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 
     /// Creates a server; nothing runs until ``run()``.
     public init(configuration: ServiceConfiguration, logger: Logger? = nil) {
@@ -83,8 +95,25 @@ public final class PrivtrakServer: Sendable {
         case .none:
             logger.warning("sink.url is none: deltas are discarded (benchmark mode)")
             return DiscardingSink()
-        case .kafka:
-            throw ConfigurationError(key: "sink.url", source: "privtrak serve", problem: "the Kafka sink is not wired yet")
+        case .kafka(let bootstrap, let topic):
+            let settings = configuration.kafka
+            let transactionalID = settings.transactionalID.isEmpty ? "privtrak-\(Self.hostName())" : settings.transactionalID
+            var kafka = KafkaSinkConfiguration(bootstrap: bootstrap, topic: topic, transactionalID: transactionalID)
+            kafka.deliveryMode = settings.deliveryMode
+            kafka.compression = settings.compression
+            kafka.framing = settings.framing
+            kafka.lingerMilliseconds = settings.lingerMilliseconds
+            kafka.maxInFlightDeltas = settings.maxInFlightDeltas
+            kafka.maxInFlightBytes = settings.maxInFlightBytes
+            kafka.allowTopicAutoCreation = settings.allowTopicAutoCreation
+            kafka.clientID = settings.clientID
+            kafka.properties = settings.properties
+            logger.notice(
+                "connecting to Kafka",
+                metadata: ["bootstrap": "\(bootstrap)", "topic": "\(topic)", "transactional_id": "\(transactionalID)"])
+            let sink = try await KafkaSink.start(configuration: kafka, logger: logger)
+            kafkaSink.withLock { $0 = sink }
+            return sink
         }
     }
 

@@ -1,5 +1,7 @@
 import Accounting
+import DeltaWire
 import FileSink
+import KafkaSink
 import Frontends
 import Tracker
 
@@ -69,6 +71,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var accountingEnabled: Bool
     /// Accounting middleware settings (peer lifetime follows `tracker.peer_lifetime_s`).
     public var accounting: AccountingConfiguration
+    /// Kafka producer settings (bootstrap and topic come from `sink.url`).
+    public var kafka: KafkaSettings
     /// Where the accounting snapshot lives; nil disables snapshots.
     public var snapshotPath: String?
     /// Log level name (trace, debug, info, notice, warning, error, critical).
@@ -80,7 +84,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         httpIdleTimeout: .seconds(30), udpListen: ListenAddress(host: "127.0.0.1", port: 6969),
         udpConnectionIDSecret: nil, tracker: TrackerConfiguration(), gcInterval: .seconds(60),
         sink: .file(path: "privtrak-deltas.ptdl"), fileFsync: .everyBatch, accountingEnabled: true,
-        accounting: AccountingConfiguration(), snapshotPath: "privtrak-snapshot.bin", logLevel: "info")
+        accounting: AccountingConfiguration(), kafka: KafkaSettings(), snapshotPath: "privtrak-snapshot.bin", logLevel: "info")
 
     /// Parses and validates a YAML document. Unknown keys and bad values throw
     /// a ``ConfigurationError`` naming the key and the file.
@@ -143,7 +147,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
         config.accountingEnabled = try reader.bool("accounting.enabled", default: true)
         var accounting = AccountingConfiguration()
-        accounting.batchSize = try reader.integer("accounting.batch_size", default: 1000, range: 1...1_000_000)
+        // Kafka commits one transaction per batch, so larger batches amortise the commit.
+        let defaultBatchSize = if case .kafka = sink { 10_000 } else { 1000 }
+        accounting.batchSize = try reader.integer("accounting.batch_size", default: defaultBatchSize, range: 1...1_000_000)
         accounting.flushInterval = try reader.seconds("accounting.flush_interval_s", default: 1, minimum: 0.001)
         accounting.maxPendingDeltas = try reader.integer(
             "accounting.max_pending_deltas", default: 100_000, range: accounting.batchSize...100_000_000)
@@ -168,6 +174,32 @@ public struct ServiceConfiguration: Sendable, Equatable {
         accounting.snapshotInterval = snapshotInterval == .zero ? nil : snapshotInterval
         config.accounting = accounting
 
+        var kafka = KafkaSettings()
+        kafka.transactionalID = try reader.string("kafka.transactional_id", default: "")
+        let delivery = try reader.string("kafka.delivery", default: "exactly-once")
+        guard let mode = KafkaSinkConfiguration.DeliveryMode(rawValue: delivery) else {
+            throw reader.fail("kafka.delivery", "expected exactly-once or at-least-once, got '\(delivery)'")
+        }
+        kafka.deliveryMode = mode
+        let compression = try reader.string("kafka.compression", default: "zstd")
+        guard let codec = KafkaSinkConfiguration.Compression(rawValue: compression) else {
+            throw reader.fail("kafka.compression", "expected none, gzip, snappy, lz4 or zstd, got '\(compression)'")
+        }
+        kafka.compression = codec
+        let framing = try reader.string("kafka.framing", default: "per-delta")
+        guard let recordFraming = RecordFraming(rawValue: framing) else {
+            throw reader.fail("kafka.framing", "expected per-delta or per-batch, got '\(framing)'")
+        }
+        kafka.framing = recordFraming
+        kafka.lingerMilliseconds = try reader.integer("kafka.linger_ms", default: 5, range: 0...60_000, unit: "ms")
+        kafka.maxInFlightDeltas = try reader.integer("kafka.max_in_flight_deltas", default: 100_000, range: 1...100_000_000)
+        kafka.maxInFlightBytes = try reader.integer(
+            "kafka.max_in_flight_bytes", default: 64 << 20, range: 4096...(1 << 34), unit: "bytes")
+        kafka.allowTopicAutoCreation = try reader.bool("kafka.allow_topic_auto_creation", default: false)
+        kafka.clientID = try reader.string("kafka.client_id", default: "privtrak")
+        kafka.properties = try reader.map(withPrefix: "kafka.properties")
+        config.kafka = kafka
+
         config.logLevel = try reader.string("log.level", default: "info")
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logLevel) else {
             throw reader.fail("log.level", "expected one of trace, debug, info, notice, warning, error, critical")
@@ -177,6 +209,33 @@ public struct ServiceConfiguration: Sendable, Equatable {
             throw reader.fail(unknown, "unknown key (check the spelling against the configuration reference)")
         }
         return config
+    }
+
+    /// The `kafka.*` keys; see `KafkaSinkConfiguration` for each field's meaning.
+    public struct KafkaSettings: Sendable, Equatable {
+        /// Stable per instance; empty derives `privtrak-<hostname>` (the pod name in a StatefulSet).
+        public var transactionalID = ""
+        /// Transactions per batch, or idempotent at-least-once.
+        public var deliveryMode: KafkaSinkConfiguration.DeliveryMode = .exactlyOnce
+        /// Record compression.
+        public var compression: KafkaSinkConfiguration.Compression = .zstd
+        /// One record per delta (key = user id) or one per batch.
+        public var framing: RecordFraming = .perDelta
+        /// librdkafka `linger.ms`.
+        public var lingerMilliseconds = 5
+        /// Deltas admitted and not yet committed.
+        public var maxInFlightDeltas = 100_000
+        /// Encoded bytes admitted and not yet committed.
+        public var maxInFlightBytes = 64 << 20
+        /// Whether a missing topic may be created by the broker.
+        public var allowTopicAutoCreation = false
+        /// librdkafka `client.id`.
+        public var clientID = "privtrak"
+        /// Extra librdkafka properties (security settings and the like).
+        public var properties: [String: String] = [:]
+
+        /// Creates the defaults.
+        public init() {}
     }
 
     private static func listen(

@@ -66,6 +66,9 @@ def _lt_settings(name: str, port: int) -> dict:
         "outgoing_interfaces": "",
         # peers may come from the tracker only
         "enable_dht": False,
+        # libtorrent refuses loopback trackers whose path is not /announce
+        # (SSRF mitigation); passkey paths are /<passkey>/announce.
+        "ssrf_mitigation": False,
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,

@@ -137,7 +137,12 @@ def _privtrak_config(workdir: Path, http_port: int, udp_port: int) -> Path:
         "sink:\n"
         f"  url: file:{workdir / 'deltas.ptdl'}\n"
         "accounting:\n"
-        "  enabled: false\n"
+        # With a passkey the accounting middleware runs as in production;
+        # without one privtrak is a plain tracker (as opentracker).
+        f"  enabled: {'true' if os.environ.get('E2E_PASSKEY', '').strip() else 'false'}\n"
+        f"  snapshot_path: {workdir / 'snapshot.bin'}\n"
+        "log:\n"
+        f"  level: {os.environ.get('E2E_TRACKER_LOG_LEVEL', 'info')}\n"
     )
     return cfg
 

@@ -3,8 +3,11 @@ import Crypto
 import Tracker
 
 /// Stateless BEP 15 connection ids: a keyed MAC (HMAC-SHA256, first 64 bits)
-/// over the client's address, port and a time bucket. Nothing is stored per
-/// client, so a flood of connects costs no memory.
+/// over the client's address and a time bucket. Nothing is stored per
+/// client, so a flood of connects costs no memory. The port is deliberately
+/// not part of the MAC: clients share one id across sockets of a host
+/// (libtorrent caches it per tracker, process-wide), and spoofing protection
+/// is about the address.
 ///
 /// A bucket lasts ``bucketSeconds``; an id is accepted in its own bucket and
 /// the next, so it stays valid between one and two minutes — BEP 15 asks
@@ -30,26 +33,26 @@ public struct UDPConnectionIDs: Sendable {
     return (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
   }
 
-  /// A connection id for `address`:`port`, valid from now.
-  public func make(for address: IPAddress, port: UInt16) -> UInt64 {
-    id(bucket: currentBucket(), address: address, port: port)
+  /// A connection id for `address`, valid from now.
+  public func make(for address: IPAddress) -> UInt64 {
+    id(bucket: currentBucket(), address: address)
   }
 
-  /// Whether `id` was issued to `address`:`port` in this bucket or the previous one.
-  public func isValid(_ id: UInt64, for address: IPAddress, port: UInt16) -> Bool {
+  /// Whether `id` was issued to `address` in this bucket or the previous one.
+  public func isValid(_ id: UInt64, for address: IPAddress) -> Bool {
     let bucket = currentBucket()
-    return id == self.id(bucket: bucket, address: address, port: port)
-      || id == self.id(bucket: bucket - 1, address: address, port: port)
+    return id == self.id(bucket: bucket, address: address)
+      || id == self.id(bucket: bucket - 1, address: address)
   }
 
   private func currentBucket() -> Int64 {
     clock.nowMilliseconds() / 1000 / Self.bucketSeconds
   }
 
-  private func id(bucket: Int64, address: IPAddress, port: UInt16) -> UInt64 {
-    // bucket (8) ‖ address as 16 bytes, IPv4 mapped (16) ‖ port (2)
+  private func id(bucket: Int64, address: IPAddress) -> UInt64 {
+    // bucket (8) ‖ address as 16 bytes, IPv4 mapped (16)
     var message = [UInt8]()
-    message.reserveCapacity(26)
+    message.reserveCapacity(24)
     for shift in stride(from: 56, through: 0, by: -8) {
       message.append(UInt8(truncatingIfNeeded: UInt64(bitPattern: bucket) >> UInt64(shift)))
     }
@@ -57,8 +60,6 @@ public struct UDPConnectionIDs: Sendable {
       message.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff])
     }
     address.append(to: &message)
-    message.append(UInt8(truncatingIfNeeded: port >> 8))
-    message.append(UInt8(truncatingIfNeeded: port))
     let mac = HMAC<SHA256>.authenticationCode(for: message, using: key)
     return mac.withUnsafeBytes { bytes in
       bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }

@@ -45,7 +45,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
     let packet = envelope.data
     guard let header = UDPPacketCodec.parseHeader(packet),
       let client = envelope.remoteAddress.trackerIPAddress,
-      let rawPort = envelope.remoteAddress.port, let clientPort = UInt16(exactly: rawPort)
+      let rawPort = envelope.remoteAddress.port, rawPort > 0
     else { return }
     let remote = envelope.remoteAddress
 
@@ -60,11 +60,11 @@ final class UDPTrackerHandler: ChannelInboundHandler {
       var buffer = context.channel.allocator.buffer(capacity: 16)
       UDPPacketCodec.writeConnect(
         transactionID: header.transactionID,
-        connectionID: connectionIDs.make(for: client, port: clientPort), into: &buffer)
+        connectionID: connectionIDs.make(for: client), into: &buffer)
       send(buffer, to: remote, context: context)
 
     case .announce, .scrape:
-      guard connectionIDs.isValid(header.connectionID, for: client, port: clientPort) else {
+      guard connectionIDs.isValid(header.connectionID, for: client) else {
         replyError(
           header, "bad connection id", to: remote, requestLength: packet.readableBytes,
           context: context)
@@ -95,7 +95,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
       }
 
     case .error, nil:
-      let verified = connectionIDs.isValid(header.connectionID, for: client, port: clientPort)
+      let verified = connectionIDs.isValid(header.connectionID, for: client)
       replyError(
         header, "unknown action: \(header.action)", to: remote,
         requestLength: verified ? nil : packet.readableBytes, context: context)
@@ -109,6 +109,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
     -> @Sendable (inout ByteBuffer) async -> Void
   {
     let tracker = tracker
+    let logger = logger
     let transactionID = header.transactionID
     if header.action == UDPPacketCodec.Action.announce.rawValue {
       let request = try UDPPacketCodec.parseAnnounce(
@@ -122,6 +123,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
           UDPPacketCodec.writeAnnounce(
             response, transactionID: transactionID, ipv6: client.isIPv6, into: &buffer)
         } catch {
+          logger.debug("UDP announce failed", metadata: ["reason": "\(error.reason)"])
           UDPPacketCodec.writeError(
             transactionID: transactionID, message: error.reason, into: &buffer)
         }

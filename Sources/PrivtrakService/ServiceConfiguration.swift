@@ -1,4 +1,5 @@
 import Accounting
+import BitTorrent
 import DeltaWire
 import FileSink
 import KafkaSink
@@ -108,7 +109,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         config.udpListen = try listen(&reader, "udp.listen", default: config.udpListen)
         let secret = try reader.string("udp.connection_id_secret", default: "")
         if !secret.isEmpty {
-            guard secret.count >= 32, let bytes = hexBytes(secret) else {
+            guard secret.count >= 32, let bytes = Hex.decode(secret) else {
                 throw reader.fail("udp.connection_id_secret", "expected at least 32 hexadecimal characters")
             }
             config.udpConnectionIDSecret = bytes
@@ -247,27 +248,5 @@ public struct ServiceConfiguration: Sendable, Equatable {
             throw reader.fail(key, "expected HOST:PORT, [IPv6]:PORT or off, got '\(text)'")
         }
         return address
-    }
-
-    private static func hexBytes(_ text: String) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        var index = 0
-        while index < utf8.count {
-            guard let high = hexValue(utf8[index]), let low = hexValue(utf8[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    private static func hexValue(_ character: UInt8) -> UInt8? {
-        switch character {
-        case 48...57: character - 48
-        case 97...102: character - 87
-        case 65...70: character - 55
-        default: nil
-        }
     }
 }

@@ -8,7 +8,7 @@ RUN_CONFIG ?= deploy/local/privtrak.yaml
 BROKER_PORT ?= 19092
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: run test setup build release test-swift test-python test-e2e broker-start broker-stop format clean
+.PHONY: run test setup build release test-swift test-python test-e2e test-deploy broker-start broker-stop format clean
 
 setup:
 	scripts/setup
@@ -39,6 +39,11 @@ test-e2e:
 	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak E2E_PASSKEY=0123456789abcdef0123456789abcdef \
 		/usr/bin/python3 -m pytest -q tests/e2e
 
+# Every overlay's shipped config passes check-config (and renders, where kubectl exists).
+test-deploy:
+	swift build --product privtrak
+	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak deploy/check.sh
+
 # Everything, in one command: setup, broker, build, Swift tests, Python tests,
 # real-client end-to-end tests. The broker is stopped whatever the outcome.
 test: setup
@@ -47,6 +52,7 @@ test: setup
 	$(MAKE) --no-print-directory build && \
 	$(MAKE) --no-print-directory test-swift && \
 	$(MAKE) --no-print-directory test-python && \
+	$(MAKE) --no-print-directory test-deploy && \
 	$(MAKE) --no-print-directory test-e2e
 
 format:

@@ -161,7 +161,9 @@ let package = Package(
         ),
         .testTarget(name: "DeltaWireTests", dependencies: ["DeltaWire"], resources: [], swiftSettings: strictSettings),
         .testTarget(name: "FileSinkTests", dependencies: ["FileSink"], swiftSettings: strictSettings),
-        .testTarget(name: "KafkaSinkTests", dependencies: ["KafkaSink"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "KafkaSinkTests", dependencies: ["KafkaSink", "Tracker", "BitTorrent"],
+            swiftSettings: strictSettings),
         .testTarget(name: "PrivtrakServiceTests", dependencies: ["PrivtrakService"], swiftSettings: strictSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
     ]

@@ -2,169 +2,174 @@
 import PackageDescription
 
 let strictSettings: [SwiftSetting] = [
-    .swiftLanguageMode(.v6)
+  .swiftLanguageMode(.v6)
 ]
 
 let package = Package(
-    name: "privtrak",
-    platforms: [.macOS(.v15)],
-    products: [
-        .executable(name: "privtrak", targets: ["privtrak"]),
-        .library(name: "BitTorrent", targets: ["BitTorrent"]),
-        .library(name: "Tracker", targets: ["Tracker"]),
-        .library(name: "Frontends", targets: ["Frontends"]),
-        .library(name: "Accounting", targets: ["Accounting"]),
-        .library(name: "DeltaWire", targets: ["DeltaWire"]),
-        .library(name: "FileSink", targets: ["FileSink"]),
-        .library(name: "KafkaSink", targets: ["KafkaSink"]),
-    ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
-        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
-        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
-    ],
-    targets: [
-        .target(
-            name: "BitTorrent",
-            swiftSettings: strictSettings
-        ),
-        .target(
-            name: "Tracker",
-            dependencies: [
-                "BitTorrent",
-                .product(name: "OrderedCollections", package: "swift-collections"),
-            ],
-            swiftSettings: strictSettings
-        ),
-        .target(
-            name: "Frontends",
-            dependencies: [
-                "Tracker",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: strictSettings
-        ),
-        .target(
-            name: "Accounting",
-            dependencies: [
-                "Tracker",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
-            swiftSettings: strictSettings
-        ),
-        .target(
-            name: "DeltaWire",
-            dependencies: [
-                "Accounting",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
-            swiftSettings: strictSettings
-        ),
-        .target(
-            name: "FileSink",
-            dependencies: [
-                "Accounting",
-                "DeltaWire",
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: strictSettings
-        ),
-        .systemLibrary(
-            name: "CRdKafka",
-            pkgConfig: "rdkafka",
-            providers: [.apt(["librdkafka-dev"])]
-        ),
-        .target(
-            name: "KafkaSink",
-            dependencies: [
-                "Accounting",
-                "DeltaWire",
-                "CRdKafka",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
-            swiftSettings: strictSettings
-        ),
-        .target(
-            name: "PrivtrakService",
-            dependencies: [
-                "BitTorrent", "Tracker", "Frontends", "Accounting", "DeltaWire", "FileSink", "KafkaSink",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            swiftSettings: strictSettings
-        ),
-        .executableTarget(
-            name: "privtrak",
-            dependencies: [
-                "PrivtrakService", "FileSink", "KafkaSink", "DeltaWire", "Accounting", "BitTorrent",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            // main.swift holds the @main type; with more than one source file SwiftPM
-            // would otherwise compile main.swift as top-level code.
-            swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]
-        ),
-        .executableTarget(
-            name: "KafkaSinkBench",
-            dependencies: [
-                "KafkaSink", "Accounting", "DeltaWire", "BitTorrent",
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Benchmarks/KafkaSinkBench",
-            swiftSettings: strictSettings
-        ),
-        .executableTarget(
-            name: "AccountingBench",
-            dependencies: ["Accounting"],
-            path: "Benchmarks/AccountingBench",
-            exclude: ["Support"],
-            swiftSettings: strictSettings
-        ),
-        .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
-        .testTarget(name: "TrackerTests", dependencies: ["Tracker"], swiftSettings: strictSettings),
-        .testTarget(
-            name: "FrontendsTests",
-            dependencies: [
-                "Frontends", "Tracker", "BitTorrent",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: strictSettings
-        ),
-        .testTarget(
-            name: "AccountingTests",
-            dependencies: [
-                "Accounting", "Tracker", "BitTorrent",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "MetricsTestKit", package: "swift-metrics"),
-            ],
-            swiftSettings: strictSettings
-        ),
-        .testTarget(name: "DeltaWireTests", dependencies: ["DeltaWire"], resources: [], swiftSettings: strictSettings),
-        .testTarget(name: "FileSinkTests", dependencies: ["FileSink"], swiftSettings: strictSettings),
-        .testTarget(
-            name: "KafkaSinkTests", dependencies: ["KafkaSink", "Tracker", "BitTorrent"],
-            swiftSettings: strictSettings),
-        .testTarget(name: "PrivtrakServiceTests", dependencies: ["PrivtrakService"], swiftSettings: strictSettings),
-        .testTarget(name: "EndToEndTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
-    ]
+  name: "privtrak",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "privtrak", targets: ["privtrak"]),
+    .library(name: "BitTorrent", targets: ["BitTorrent"]),
+    .library(name: "Tracker", targets: ["Tracker"]),
+    .library(name: "Frontends", targets: ["Frontends"]),
+    .library(name: "Accounting", targets: ["Accounting"]),
+    .library(name: "DeltaWire", targets: ["DeltaWire"]),
+    .library(name: "FileSink", targets: ["FileSink"]),
+    .library(name: "KafkaSink", targets: ["KafkaSink"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+    .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+  ],
+  targets: [
+    .target(
+      name: "BitTorrent",
+      swiftSettings: strictSettings
+    ),
+    .target(
+      name: "Tracker",
+      dependencies: [
+        "BitTorrent",
+        .product(name: "OrderedCollections", package: "swift-collections"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .target(
+      name: "Frontends",
+      dependencies: [
+        "Tracker",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .target(
+      name: "Accounting",
+      dependencies: [
+        "Tracker",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .target(
+      name: "DeltaWire",
+      dependencies: [
+        "Accounting",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .target(
+      name: "FileSink",
+      dependencies: [
+        "Accounting",
+        "DeltaWire",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .systemLibrary(
+      name: "CRdKafka",
+      pkgConfig: "rdkafka",
+      providers: [.apt(["librdkafka-dev"])]
+    ),
+    .target(
+      name: "KafkaSink",
+      dependencies: [
+        "Accounting",
+        "DeltaWire",
+        "CRdKafka",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .target(
+      name: "PrivtrakService",
+      dependencies: [
+        "BitTorrent", "Tracker", "Frontends", "Accounting", "DeltaWire", "FileSink", "KafkaSink",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Yams", package: "Yams"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .executableTarget(
+      name: "privtrak",
+      dependencies: [
+        "PrivtrakService", "FileSink", "KafkaSink", "DeltaWire", "Accounting", "BitTorrent",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      // main.swift holds the @main type; with more than one source file SwiftPM
+      // would otherwise compile main.swift as top-level code.
+      swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]
+    ),
+    .executableTarget(
+      name: "KafkaSinkBench",
+      dependencies: [
+        "KafkaSink", "Accounting", "DeltaWire", "BitTorrent",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Benchmarks/KafkaSinkBench",
+      swiftSettings: strictSettings
+    ),
+    .executableTarget(
+      name: "AccountingBench",
+      dependencies: ["Accounting"],
+      path: "Benchmarks/AccountingBench",
+      exclude: ["Support"],
+      swiftSettings: strictSettings
+    ),
+    .testTarget(
+      name: "BitTorrentTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
+    .testTarget(name: "TrackerTests", dependencies: ["Tracker"], swiftSettings: strictSettings),
+    .testTarget(
+      name: "FrontendsTests",
+      dependencies: [
+        "Frontends", "Tracker", "BitTorrent",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .testTarget(
+      name: "AccountingTests",
+      dependencies: [
+        "Accounting", "Tracker", "BitTorrent",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "MetricsTestKit", package: "swift-metrics"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .testTarget(
+      name: "DeltaWireTests", dependencies: ["DeltaWire"], resources: [],
+      swiftSettings: strictSettings),
+    .testTarget(name: "FileSinkTests", dependencies: ["FileSink"], swiftSettings: strictSettings),
+    .testTarget(
+      name: "KafkaSinkTests", dependencies: ["KafkaSink", "Tracker", "BitTorrent"],
+      swiftSettings: strictSettings),
+    .testTarget(
+      name: "PrivtrakServiceTests", dependencies: ["PrivtrakService"], swiftSettings: strictSettings
+    ),
+    .testTarget(name: "EndToEndTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
+  ]
 )

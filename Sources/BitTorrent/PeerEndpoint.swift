@@ -1,157 +1,163 @@
 /// An IPv4 or IPv6 address held inline.
 public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
-    /// IPv4, host byte order value of the four bytes read big-endian.
-    case v4(UInt32)
-    /// IPv6, the 16 bytes as two big-endian halves.
-    case v6(high: UInt64, low: UInt64)
+  /// IPv4, host byte order value of the four bytes read big-endian.
+  case v4(UInt32)
+  /// IPv6, the 16 bytes as two big-endian halves.
+  case v6(high: UInt64, low: UInt64)
 
-    /// Builds an address from 4 or 16 network-order bytes; nil for other lengths.
-    /// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) becomes the IPv4 address.
-    public init?<Bytes: Collection<UInt8>>(bytes: Bytes) {
-        switch bytes.count {
-        case 4:
-            self = .v4(bytes.reduce(0) { $0 << 8 | UInt32($1) })
-        case 16:
-            var high: UInt64 = 0
-            var low: UInt64 = 0
-            for (index, byte) in bytes.enumerated() {
-                if index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
-            }
-            if high == 0, low >> 32 == 0xffff {
-                self = .v4(UInt32(truncatingIfNeeded: low))
-            } else {
-                self = .v6(high: high, low: low)
-            }
-        default:
-            return nil
-        }
+  /// Builds an address from 4 or 16 network-order bytes; nil for other lengths.
+  /// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) becomes the IPv4 address.
+  public init?<Bytes: Collection<UInt8>>(bytes: Bytes) {
+    switch bytes.count {
+    case 4:
+      self = .v4(bytes.reduce(0) { $0 << 8 | UInt32($1) })
+    case 16:
+      var high: UInt64 = 0
+      var low: UInt64 = 0
+      for (index, byte) in bytes.enumerated() {
+        if index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+      }
+      if high == 0, low >> 32 == 0xffff {
+        self = .v4(UInt32(truncatingIfNeeded: low))
+      } else {
+        self = .v6(high: high, low: low)
+      }
+    default:
+      return nil
     }
+  }
 
-    /// Parses dotted IPv4 or textual IPv6 (including `::` compression and an
-    /// embedded dotted IPv4 tail). Brackets and zone ids are rejected.
-    public init?(_ text: some StringProtocol) {
-        if let v4 = Self.parseIPv4(Substring(text)) {
-            self = .v4(v4)
-        } else if let bytes = Self.parseIPv6(Substring(text)), let address = IPAddress(bytes: bytes) {
-            self = address
+  /// Parses dotted IPv4 or textual IPv6 (including `::` compression and an
+  /// embedded dotted IPv4 tail). Brackets and zone ids are rejected.
+  public init?(_ text: some StringProtocol) {
+    if let v4 = Self.parseIPv4(Substring(text)) {
+      self = .v4(v4)
+    } else if let bytes = Self.parseIPv6(Substring(text)), let address = IPAddress(bytes: bytes) {
+      self = address
+    } else {
+      return nil
+    }
+  }
+
+  /// True for IPv6 addresses.
+  public var isIPv6: Bool {
+    if case .v6 = self { return true }
+    return false
+  }
+
+  /// Network-order bytes: 4 for IPv4, 16 for IPv6.
+  public var bytes: [UInt8] {
+    var result = [UInt8]()
+    append(to: &result)
+    return result
+  }
+
+  /// Appends the network-order bytes to `buffer`.
+  @inlinable
+  public func append(to buffer: inout [UInt8]) {
+    switch self {
+    case .v4(let value):
+      buffer.append(UInt8(truncatingIfNeeded: value >> 24))
+      buffer.append(UInt8(truncatingIfNeeded: value >> 16))
+      buffer.append(UInt8(truncatingIfNeeded: value >> 8))
+      buffer.append(UInt8(truncatingIfNeeded: value))
+    case .v6(let high, let low):
+      for shift in stride(from: 56, through: 0, by: -8) {
+        buffer.append(UInt8(truncatingIfNeeded: high >> UInt64(shift)))
+      }
+      for shift in stride(from: 56, through: 0, by: -8) {
+        buffer.append(UInt8(truncatingIfNeeded: low >> UInt64(shift)))
+      }
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .v4(let value):
+      return "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).\(value & 0xff)"
+    case .v6(let high, let low):
+      let groups = (0..<8).map { index -> UInt16 in
+        let half = index < 4 ? high : low
+        return UInt16(truncatingIfNeeded: half >> UInt64((3 - index % 4) * 16))
+      }
+      return groups.map { String($0, radix: 16) }.joined(separator: ":")
+    }
+  }
+
+  private static func parseIPv4(_ text: Substring) -> UInt32? {
+    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 4 else { return nil }
+    var value: UInt32 = 0
+    for part in parts {
+      guard !part.isEmpty, part.count <= 3, part.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+        let octet = UInt32(part), octet <= 255
+      else { return nil }
+      value = value << 8 | octet
+    }
+    return value
+  }
+
+  private static func parseIPv6(_ text: Substring) -> [UInt8]? {
+    guard text.contains(":"), text.count <= 45 else { return nil }
+    var halves: [String] = []
+    let utf8 = Array(text.utf8)
+    var start = 0
+    var index = 0
+    while index + 1 < utf8.count {
+      if utf8[index] == UInt8(ascii: ":"), utf8[index + 1] == UInt8(ascii: ":") {
+        halves.append(String(decoding: utf8[start..<index], as: UTF8.self))
+        start = index + 2
+        index += 2
+      } else {
+        index += 1
+      }
+    }
+    halves.append(String(decoding: utf8[start...], as: UTF8.self))
+    guard halves.count <= 2 else { return nil }
+    func groups(_ part: String) -> [UInt16]? {
+      if part.isEmpty { return [] }
+      var result: [UInt16] = []
+      let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
+      for (index, piece) in pieces.enumerated() {
+        if index == pieces.count - 1, piece.contains("."), let v4 = parseIPv4(piece) {
+          result.append(UInt16(v4 >> 16))
+          result.append(UInt16(v4 & 0xffff))
         } else {
+          guard !piece.isEmpty, piece.count <= 4, let group = UInt16(piece, radix: 16) else {
             return nil
+          }
+          result.append(group)
         }
+      }
+      return result
     }
-
-    /// True for IPv6 addresses.
-    public var isIPv6: Bool {
-        if case .v6 = self { return true }
-        return false
+    guard let head = groups(halves[0]) else { return nil }
+    var all: [UInt16]
+    if halves.count == 2 {
+      guard let tail = groups(halves[1]), head.count + tail.count < 8 else { return nil }
+      all = head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
+    } else {
+      all = head
     }
-
-    /// Network-order bytes: 4 for IPv4, 16 for IPv6.
-    public var bytes: [UInt8] {
-        var result = [UInt8]()
-        append(to: &result)
-        return result
-    }
-
-    /// Appends the network-order bytes to `buffer`.
-    @inlinable
-    public func append(to buffer: inout [UInt8]) {
-        switch self {
-        case .v4(let value):
-            buffer.append(UInt8(truncatingIfNeeded: value >> 24))
-            buffer.append(UInt8(truncatingIfNeeded: value >> 16))
-            buffer.append(UInt8(truncatingIfNeeded: value >> 8))
-            buffer.append(UInt8(truncatingIfNeeded: value))
-        case .v6(let high, let low):
-            for shift in stride(from: 56, through: 0, by: -8) { buffer.append(UInt8(truncatingIfNeeded: high >> UInt64(shift))) }
-            for shift in stride(from: 56, through: 0, by: -8) { buffer.append(UInt8(truncatingIfNeeded: low >> UInt64(shift))) }
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .v4(let value):
-            return "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).\(value & 0xff)"
-        case .v6(let high, let low):
-            let groups = (0..<8).map { index -> UInt16 in
-                let half = index < 4 ? high : low
-                return UInt16(truncatingIfNeeded: half >> UInt64((3 - index % 4) * 16))
-            }
-            return groups.map { String($0, radix: 16) }.joined(separator: ":")
-        }
-    }
-
-    private static func parseIPv4(_ text: Substring) -> UInt32? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var value: UInt32 = 0
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-                let octet = UInt32(part), octet <= 255
-            else { return nil }
-            value = value << 8 | octet
-        }
-        return value
-    }
-
-    private static func parseIPv6(_ text: Substring) -> [UInt8]? {
-        guard text.contains(":"), text.count <= 45 else { return nil }
-        var halves: [String] = []
-        let utf8 = Array(text.utf8)
-        var start = 0
-        var index = 0
-        while index + 1 < utf8.count {
-            if utf8[index] == UInt8(ascii: ":"), utf8[index + 1] == UInt8(ascii: ":") {
-                halves.append(String(decoding: utf8[start..<index], as: UTF8.self))
-                start = index + 2
-                index += 2
-            } else {
-                index += 1
-            }
-        }
-        halves.append(String(decoding: utf8[start...], as: UTF8.self))
-        guard halves.count <= 2 else { return nil }
-        func groups(_ part: String) -> [UInt16]? {
-            if part.isEmpty { return [] }
-            var result: [UInt16] = []
-            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
-            for (index, piece) in pieces.enumerated() {
-                if index == pieces.count - 1, piece.contains("."), let v4 = parseIPv4(piece) {
-                    result.append(UInt16(v4 >> 16))
-                    result.append(UInt16(v4 & 0xffff))
-                } else {
-                    guard !piece.isEmpty, piece.count <= 4, let group = UInt16(piece, radix: 16) else { return nil }
-                    result.append(group)
-                }
-            }
-            return result
-        }
-        guard let head = groups(halves[0]) else { return nil }
-        var all: [UInt16]
-        if halves.count == 2 {
-            guard let tail = groups(halves[1]), head.count + tail.count < 8 else { return nil }
-            all = head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
-        } else {
-            all = head
-        }
-        guard all.count == 8 else { return nil }
-        return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
-    }
+    guard all.count == 8 else { return nil }
+    return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
+  }
 }
 
 /// Where a peer accepts connections.
 public struct PeerEndpoint: Hashable, Sendable, CustomStringConvertible {
-    /// The peer's address.
-    public var address: IPAddress
-    /// The peer's listening port (never 0 for a stored peer).
-    public var port: UInt16
+  /// The peer's address.
+  public var address: IPAddress
+  /// The peer's listening port (never 0 for a stored peer).
+  public var port: UInt16
 
-    /// Creates an endpoint.
-    public init(address: IPAddress, port: UInt16) {
-        self.address = address
-        self.port = port
-    }
+  /// Creates an endpoint.
+  public init(address: IPAddress, port: UInt16) {
+    self.address = address
+    self.port = port
+  }
 
-    public var description: String {
-        address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
-    }
+  public var description: String {
+    address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+  }
 }

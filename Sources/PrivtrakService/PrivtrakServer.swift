@@ -1,127 +1,141 @@
 import Accounting
 import FileSink
-import KafkaSink
 import Frontends
+import KafkaSink
 import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import Tracker
 
 #if canImport(Glibc)
-    import Glibc
+  import Glibc
 #endif
-import Tracker
 
 /// Wires configuration into a running tracker: the tracker core, its hooks,
 /// the frontends and the background services, under one service group that
 /// shuts down gracefully on SIGTERM/SIGINT.
 public final class PrivtrakServer: Sendable {
-    /// The validated configuration.
-    public let configuration: ServiceConfiguration
-    private let logger: Logger
-    private let boundAddresses = Mutex<[String: SocketAddress]>([:])
-    private let kafkaSink = Mutex<KafkaSink?>(nil)
+  /// The validated configuration.
+  public let configuration: ServiceConfiguration
+  private let logger: Logger
+  private let boundAddresses = Mutex<[String: SocketAddress]>([:])
+  private let kafkaSink = Mutex<KafkaSink?>(nil)
 
-    static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+  static func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
 
-    /// Creates a server; nothing runs until ``run()``.
-    public init(configuration: ServiceConfiguration, logger: Logger? = nil) {
-        self.configuration = configuration
-        var defaultLogger = Logger(label: "privtrak")
-        defaultLogger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        self.logger = logger ?? defaultLogger
-    }
+  /// Creates a server; nothing runs until ``run()``.
+  public init(configuration: ServiceConfiguration, logger: Logger? = nil) {
+    self.configuration = configuration
+    var defaultLogger = Logger(label: "privtrak")
+    defaultLogger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+    self.logger = logger ?? defaultLogger
+  }
 
-    /// The address a frontend (`http`, `udp`) is bound to, once it is.
-    public func boundAddress(of frontend: String) -> SocketAddress? {
-        boundAddresses.withLock { $0[frontend] }
-    }
+  /// The address a frontend (`http`, `udp`) is bound to, once it is.
+  public func boundAddress(of frontend: String) -> SocketAddress? {
+    boundAddresses.withLock { $0[frontend] }
+  }
 
-    /// Runs until SIGTERM/SIGINT, then stops accepting, drains and returns.
-    public func run() async throws {
-        var preHooks: [any PreHook] = []
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if configuration.accountingEnabled {
-            let sink = try await makeSink()
-            let middleware = await AccountingMiddleware(
-                configuration: configuration.accounting, sink: sink,
-                snapshotStore: configuration.snapshotPath.map { FileSnapshotStore(path: $0) },
-                logger: logger)
-            preHooks.append(middleware)
-            services.append(.init(service: AccountingService(middleware: middleware)))
-        }
-        let tracker = Tracker(configuration: configuration.tracker, preHooks: preHooks)
-        let group = MultiThreadedEventLoopGroup.singleton
-        services.append(
-            .init(service: PeerGarbageCollector(tracker: tracker, interval: configuration.gcInterval, logger: logger)))
-        if let listen = configuration.httpListen {
-            let http = HTTPFrontend(
-                configuration: HTTPFrontendConfiguration(
-                    host: listen.host, port: listen.port, idleTimeout: configuration.httpIdleTimeout,
-                    maxConnections: configuration.httpMaxConnections, trustedProxies: configuration.trustedProxies),
-                tracker: tracker, logger: logger)
-            services.append(.init(service: frontendService("http", http, group: group)))
-        }
-        if let listen = configuration.udpListen {
-            let udp = UDPFrontend(
-                configuration: UDPFrontendConfiguration(
-                    host: listen.host, port: listen.port, connectionIDSecret: configuration.udpConnectionIDSecret),
-                tracker: tracker, logger: logger)
-            services.append(.init(service: frontendService("udp", udp, group: group)))
-        }
-        // Frontends are last so that they are shut down first: no announce
-        // is accepted once accounting starts draining.
-        let serviceGroup = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.notice(
-            "privtrak starting",
-            metadata: ["sink": "\(configuration.sink)", "accounting": "\(configuration.accountingEnabled)"])
-        try await serviceGroup.run()
-        logger.notice("privtrak stopped")
+  /// Runs until SIGTERM/SIGINT, then stops accepting, drains and returns.
+  public func run() async throws {
+    var preHooks: [any PreHook] = []
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+    if configuration.accountingEnabled {
+      let sink = try await makeSink()
+      let middleware = await AccountingMiddleware(
+        configuration: configuration.accounting, sink: sink,
+        snapshotStore: configuration.snapshotPath.map { FileSnapshotStore(path: $0) },
+        logger: logger)
+      preHooks.append(middleware)
+      services.append(.init(service: AccountingService(middleware: middleware)))
     }
+    let tracker = Tracker(configuration: configuration.tracker, preHooks: preHooks)
+    let group = MultiThreadedEventLoopGroup.singleton
+    services.append(
+      .init(
+        service: PeerGarbageCollector(
+          tracker: tracker, interval: configuration.gcInterval, logger: logger)))
+    if let listen = configuration.httpListen {
+      let http = HTTPFrontend(
+        configuration: HTTPFrontendConfiguration(
+          host: listen.host, port: listen.port, idleTimeout: configuration.httpIdleTimeout,
+          maxConnections: configuration.httpMaxConnections,
+          trustedProxies: configuration.trustedProxies),
+        tracker: tracker, logger: logger)
+      services.append(.init(service: frontendService("http", http, group: group)))
+    }
+    if let listen = configuration.udpListen {
+      let udp = UDPFrontend(
+        configuration: UDPFrontendConfiguration(
+          host: listen.host, port: listen.port,
+          connectionIDSecret: configuration.udpConnectionIDSecret),
+        tracker: tracker, logger: logger)
+      services.append(.init(service: frontendService("udp", udp, group: group)))
+    }
+    // Frontends are last so that they are shut down first: no announce
+    // is accepted once accounting starts draining.
+    let serviceGroup = ServiceGroup(
+      configuration: ServiceGroupConfiguration(
+        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    logger.notice(
+      "privtrak starting",
+      metadata: [
+        "sink": "\(configuration.sink)", "accounting": "\(configuration.accountingEnabled)",
+      ])
+    try await serviceGroup.run()
+    logger.notice("privtrak stopped")
+  }
 
-    private func makeSink() async throws -> any DeltaSink {
-        switch configuration.sink {
-        case .file(let path):
-            return try FileSink(
-                configuration: FileSinkConfiguration(path: path, fsyncPolicy: configuration.fileFsync),
-                logger: logger)
-        case .none:
-            logger.warning("sink.url is none: deltas are discarded (benchmark mode)")
-            return DiscardingSink()
-        case .kafka(let bootstrap, let topic):
-            let settings = configuration.kafka
-            let transactionalID = settings.transactionalID.isEmpty ? "privtrak-\(Self.hostName())" : settings.transactionalID
-            var kafka = KafkaSinkConfiguration(bootstrap: bootstrap, topic: topic, transactionalID: transactionalID)
-            kafka.deliveryMode = settings.deliveryMode
-            kafka.compression = settings.compression
-            kafka.framing = settings.framing
-            kafka.lingerMilliseconds = settings.lingerMilliseconds
-            kafka.maxInFlightDeltas = settings.maxInFlightDeltas
-            kafka.maxInFlightBytes = settings.maxInFlightBytes
-            kafka.allowTopicAutoCreation = settings.allowTopicAutoCreation
-            kafka.clientID = settings.clientID
-            kafka.properties = settings.properties
-            logger.notice(
-                "connecting to Kafka",
-                metadata: ["bootstrap": "\(bootstrap)", "topic": "\(topic)", "transactional_id": "\(transactionalID)"])
-            let sink = try await KafkaSink.start(configuration: kafka, logger: logger)
-            kafkaSink.withLock { $0 = sink }
-            return sink
-        }
+  private func makeSink() async throws -> any DeltaSink {
+    switch configuration.sink {
+    case .file(let path):
+      return try FileSink(
+        configuration: FileSinkConfiguration(path: path, fsyncPolicy: configuration.fileFsync),
+        logger: logger)
+    case .none:
+      logger.warning("sink.url is none: deltas are discarded (benchmark mode)")
+      return DiscardingSink()
+    case .kafka(let bootstrap, let topic):
+      let settings = configuration.kafka
+      let transactionalID =
+        settings.transactionalID.isEmpty ? "privtrak-\(Self.hostName())" : settings.transactionalID
+      var kafka = KafkaSinkConfiguration(
+        bootstrap: bootstrap, topic: topic, transactionalID: transactionalID)
+      kafka.deliveryMode = settings.deliveryMode
+      kafka.compression = settings.compression
+      kafka.framing = settings.framing
+      kafka.lingerMilliseconds = settings.lingerMilliseconds
+      kafka.maxInFlightDeltas = settings.maxInFlightDeltas
+      kafka.maxInFlightBytes = settings.maxInFlightBytes
+      kafka.allowTopicAutoCreation = settings.allowTopicAutoCreation
+      kafka.clientID = settings.clientID
+      kafka.properties = settings.properties
+      logger.notice(
+        "connecting to Kafka",
+        metadata: [
+          "bootstrap": "\(bootstrap)", "topic": "\(topic)",
+          "transactional_id": "\(transactionalID)",
+        ])
+      let sink = try await KafkaSink.start(configuration: kafka, logger: logger)
+      kafkaSink.withLock { $0 = sink }
+      return sink
     }
+  }
 
-    private func frontendService(_ name: String, _ frontend: any TrackerFrontend, group: any EventLoopGroup) -> FrontendService {
-        FrontendService(name: name, frontend: frontend, group: group, logger: logger) { [self] address in
-            boundAddresses.withLock { $0[name] = address }
-        }
+  private func frontendService(
+    _ name: String, _ frontend: any TrackerFrontend, group: any EventLoopGroup
+  ) -> FrontendService {
+    FrontendService(name: name, frontend: frontend, group: group, logger: logger) {
+      [self] address in
+      boundAddresses.withLock { $0[name] = address }
     }
+  }
 }
 
 extension HTTPFrontend: TrackerFrontend {}

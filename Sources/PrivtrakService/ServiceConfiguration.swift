@@ -2,251 +2,281 @@ import Accounting
 import BitTorrent
 import DeltaWire
 import FileSink
-import KafkaSink
 import Frontends
+import KafkaSink
 import Tracker
 
 /// Everything `privtrak serve` is configured with: one YAML file plus
 /// `PRIVTRAK_<SECTION>_<KEY>` environment overrides. The README's
 /// configuration reference lists every key; keep the two in step.
 public struct ServiceConfiguration: Sendable, Equatable {
-    /// Where deltas go.
-    public enum SinkURL: Sendable, Equatable, CustomStringConvertible {
-        /// Append-only local file (the embedded default).
-        case file(path: String)
-        /// A Kafka cluster: bootstrap servers and topic.
-        case kafka(bootstrap: String, topic: String)
-        /// Deltas are discarded (benchmarks only).
-        case none
+  /// Where deltas go.
+  public enum SinkURL: Sendable, Equatable, CustomStringConvertible {
+    /// Append-only local file (the embedded default).
+    case file(path: String)
+    /// A Kafka cluster: bootstrap servers and topic.
+    case kafka(bootstrap: String, topic: String)
+    /// Deltas are discarded (benchmarks only).
+    case none
 
-        /// Parses `file:PATH`, `kafka://HOST:PORT[,HOST:PORT]/TOPIC` or `none`.
-        public init?(parsing text: String) {
-            if text == "none" {
-                self = .none
-            } else if text.hasPrefix("file:") {
-                let path = String(text.dropFirst(5))
-                guard !path.isEmpty else { return nil }
-                self = .file(path: path)
-            } else if text.hasPrefix("kafka://") {
-                let rest = text.dropFirst(8)
-                guard let slash = rest.firstIndex(of: "/") else { return nil }
-                let bootstrap = String(rest[..<slash])
-                let topic = String(rest[rest.index(after: slash)...])
-                guard !bootstrap.isEmpty, !topic.isEmpty, !topic.contains("/") else { return nil }
-                self = .kafka(bootstrap: bootstrap, topic: topic)
-            } else {
-                return nil
-            }
-        }
-
-        public var description: String {
-            switch self {
-            case .file(let path): "file:\(path)"
-            case .kafka(let bootstrap, let topic): "kafka://\(bootstrap)/\(topic)"
-            case .none: "none"
-            }
-        }
+    /// Parses `file:PATH`, `kafka://HOST:PORT[,HOST:PORT]/TOPIC` or `none`.
+    public init?(parsing text: String) {
+      if text == "none" {
+        self = .none
+      } else if text.hasPrefix("file:") {
+        let path = String(text.dropFirst(5))
+        guard !path.isEmpty else { return nil }
+        self = .file(path: path)
+      } else if text.hasPrefix("kafka://") {
+        let rest = text.dropFirst(8)
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        let bootstrap = String(rest[..<slash])
+        let topic = String(rest[rest.index(after: slash)...])
+        guard !bootstrap.isEmpty, !topic.isEmpty, !topic.contains("/") else { return nil }
+        self = .kafka(bootstrap: bootstrap, topic: topic)
+      } else {
+        return nil
+      }
     }
 
-    /// HTTP listener (`nil` disables HTTP).
-    public var httpListen: ListenAddress?
-    /// Proxies whose X-Forwarded-For / X-Real-IP are believed.
-    public var trustedProxies: [IPNetwork]
-    /// Most simultaneous HTTP connections.
-    public var httpMaxConnections: Int
-    /// Idle HTTP connections are closed after this long.
-    public var httpIdleTimeout: Duration
-    /// UDP listener (`nil` disables UDP).
-    public var udpListen: ListenAddress?
-    /// Hex secret for UDP connection ids; random per process when empty.
-    public var udpConnectionIDSecret: [UInt8]?
-    /// Swarm policy.
-    public var tracker: TrackerConfiguration
-    /// How often silent peers are collected.
-    public var gcInterval: Duration
-    /// Where deltas go.
-    public var sink: SinkURL
-    /// When the file sink forces batches to disk.
-    public var fileFsync: FsyncPolicy
-    /// Whether the accounting middleware runs (a plain tracker otherwise).
-    public var accountingEnabled: Bool
-    /// Accounting middleware settings (peer lifetime follows `tracker.peer_lifetime_s`).
-    public var accounting: AccountingConfiguration
-    /// Kafka producer settings (bootstrap and topic come from `sink.url`).
-    public var kafka: KafkaSettings
-    /// Where the accounting snapshot lives; nil disables snapshots.
-    public var snapshotPath: String?
-    /// Log level name (trace, debug, info, notice, warning, error, critical).
-    public var logLevel: String
+    public var description: String {
+      switch self {
+      case .file(let path): "file:\(path)"
+      case .kafka(let bootstrap, let topic): "kafka://\(bootstrap)/\(topic)"
+      case .none: "none"
+      }
+    }
+  }
 
-    /// The built-in defaults: everything on loopback, file sink.
-    public static let defaults = ServiceConfiguration(
-        httpListen: ListenAddress(host: "127.0.0.1", port: 6969), trustedProxies: [], httpMaxConnections: 10_000,
-        httpIdleTimeout: .seconds(30), udpListen: ListenAddress(host: "127.0.0.1", port: 6969),
-        udpConnectionIDSecret: nil, tracker: TrackerConfiguration(), gcInterval: .seconds(60),
-        sink: .file(path: "privtrak-deltas.ptdl"), fileFsync: .everyBatch, accountingEnabled: true,
-        accounting: AccountingConfiguration(), kafka: KafkaSettings(), snapshotPath: "privtrak-snapshot.bin", logLevel: "info")
+  /// HTTP listener (`nil` disables HTTP).
+  public var httpListen: ListenAddress?
+  /// Proxies whose X-Forwarded-For / X-Real-IP are believed.
+  public var trustedProxies: [IPNetwork]
+  /// Most simultaneous HTTP connections.
+  public var httpMaxConnections: Int
+  /// Idle HTTP connections are closed after this long.
+  public var httpIdleTimeout: Duration
+  /// UDP listener (`nil` disables UDP).
+  public var udpListen: ListenAddress?
+  /// Hex secret for UDP connection ids; random per process when empty.
+  public var udpConnectionIDSecret: [UInt8]?
+  /// Swarm policy.
+  public var tracker: TrackerConfiguration
+  /// How often silent peers are collected.
+  public var gcInterval: Duration
+  /// Where deltas go.
+  public var sink: SinkURL
+  /// When the file sink forces batches to disk.
+  public var fileFsync: FsyncPolicy
+  /// Whether the accounting middleware runs (a plain tracker otherwise).
+  public var accountingEnabled: Bool
+  /// Accounting middleware settings (peer lifetime follows `tracker.peer_lifetime_s`).
+  public var accounting: AccountingConfiguration
+  /// Kafka producer settings (bootstrap and topic come from `sink.url`).
+  public var kafka: KafkaSettings
+  /// Where the accounting snapshot lives; nil disables snapshots.
+  public var snapshotPath: String?
+  /// Log level name (trace, debug, info, notice, warning, error, critical).
+  public var logLevel: String
 
-    /// Parses and validates a YAML document. Unknown keys and bad values throw
-    /// a ``ConfigurationError`` naming the key and the file.
-    public static func parse(
-        yaml: String, file: String, environment: [String: String] = [:]
-    ) throws(ConfigurationError) -> ServiceConfiguration {
-        var reader = try ConfigReader(yaml: yaml, file: file, environment: environment)
-        var config = ServiceConfiguration.defaults
+  /// The built-in defaults: everything on loopback, file sink.
+  public static let defaults = ServiceConfiguration(
+    httpListen: ListenAddress(host: "127.0.0.1", port: 6969), trustedProxies: [],
+    httpMaxConnections: 10_000,
+    httpIdleTimeout: .seconds(30), udpListen: ListenAddress(host: "127.0.0.1", port: 6969),
+    udpConnectionIDSecret: nil, tracker: TrackerConfiguration(), gcInterval: .seconds(60),
+    sink: .file(path: "privtrak-deltas.ptdl"), fileFsync: .everyBatch, accountingEnabled: true,
+    accounting: AccountingConfiguration(), kafka: KafkaSettings(),
+    snapshotPath: "privtrak-snapshot.bin", logLevel: "info")
 
-        config.httpListen = try listen(&reader, "http.listen", default: config.httpListen)
-        config.trustedProxies = []
-        for text in try reader.stringList("http.trusted_proxies") {
-            guard let network = IPNetwork(text) else {
-                throw reader.fail("http.trusted_proxies", "expected IP addresses or CIDR networks, got '\(text)'")
-            }
-            config.trustedProxies.append(network)
-        }
-        config.httpMaxConnections = try reader.integer("http.max_connections", default: 10_000, range: 1...1_000_000)
-        config.httpIdleTimeout = try reader.seconds("http.idle_timeout_s", default: 30, minimum: 0.1)
+  /// Parses and validates a YAML document. Unknown keys and bad values throw
+  /// a ``ConfigurationError`` naming the key and the file.
+  public static func parse(
+    yaml: String, file: String, environment: [String: String] = [:]
+  ) throws(ConfigurationError) -> ServiceConfiguration {
+    var reader = try ConfigReader(yaml: yaml, file: file, environment: environment)
+    var config = ServiceConfiguration.defaults
 
-        config.udpListen = try listen(&reader, "udp.listen", default: config.udpListen)
-        let secret = try reader.string("udp.connection_id_secret", default: "")
-        if !secret.isEmpty {
-            guard secret.count >= 32, let bytes = Hex.decode(secret) else {
-                throw reader.fail("udp.connection_id_secret", "expected at least 32 hexadecimal characters")
-            }
-            config.udpConnectionIDSecret = bytes
-        }
+    config.httpListen = try listen(&reader, "http.listen", default: config.httpListen)
+    config.trustedProxies = []
+    for text in try reader.stringList("http.trusted_proxies") {
+      guard let network = IPNetwork(text) else {
+        throw reader.fail(
+          "http.trusted_proxies", "expected IP addresses or CIDR networks, got '\(text)'")
+      }
+      config.trustedProxies.append(network)
+    }
+    config.httpMaxConnections = try reader.integer(
+      "http.max_connections", default: 10_000, range: 1...1_000_000)
+    config.httpIdleTimeout = try reader.seconds("http.idle_timeout_s", default: 30, minimum: 0.1)
 
-        var tracker = TrackerConfiguration()
-        tracker.announceInterval = try reader.integer("tracker.announce_interval_s", default: 1800, range: 10...86_400, unit: "seconds")
-        tracker.minAnnounceInterval = try reader.integer(
-            "tracker.min_announce_interval_s", default: min(900, tracker.announceInterval), range: 1...tracker.announceInterval,
-            unit: "seconds")
-        tracker.peerLifetime = try reader.integer(
-            "tracker.peer_lifetime_s", default: max(3900, tracker.announceInterval + 60), range: tracker.announceInterval...604_800,
-            unit: "seconds")
-        tracker.defaultNumWant = try reader.integer("tracker.default_numwant", default: 50, range: 0...1000)
-        tracker.maxNumWant = try reader.integer("tracker.max_numwant", default: 200, range: tracker.defaultNumWant...1000)
-        tracker.maxScrapeInfoHashes = try reader.integer("tracker.max_scrape_hashes", default: 100, range: 1...1000)
-        tracker.shardCount = try reader.integer("tracker.shards", default: 1024, range: 1...65_536)
-        config.tracker = tracker
-        config.gcInterval = try reader.seconds("tracker.gc_interval_s", default: 60, minimum: 1)
-
-        let sinkText = try reader.string("sink.url", default: config.sink.description)
-        guard let sink = SinkURL(parsing: sinkText) else {
-            throw reader.fail("sink.url", "expected file:PATH, kafka://HOST:PORT/TOPIC or none, got '\(sinkText)'")
-        }
-        config.sink = sink
-        let fsync = try reader.string("sink.file_fsync", default: "every_batch")
-        switch fsync {
-        case "every_batch": config.fileFsync = .everyBatch
-        case "never": config.fileFsync = .never
-        default:
-            guard let seconds = Double(fsync), seconds > 0, seconds <= 3600 else {
-                throw reader.fail("sink.file_fsync", "expected every_batch, never or a number of seconds, got '\(fsync)'")
-            }
-            config.fileFsync = .interval(.milliseconds(Int64(seconds * 1000)))
-        }
-
-        config.accountingEnabled = try reader.bool("accounting.enabled", default: true)
-        var accounting = AccountingConfiguration()
-        // Kafka commits one transaction per batch, so larger batches amortise the commit.
-        let defaultBatchSize = if case .kafka = sink { 10_000 } else { 1000 }
-        accounting.batchSize = try reader.integer("accounting.batch_size", default: defaultBatchSize, range: 1...1_000_000)
-        accounting.flushInterval = try reader.seconds("accounting.flush_interval_s", default: 1, minimum: 0.001)
-        accounting.maxPendingDeltas = try reader.integer(
-            "accounting.max_pending_deltas", default: 100_000, range: accounting.batchSize...100_000_000)
-        accounting.maxPendingBytes = try reader.integer(
-            "accounting.max_pending_bytes", default: 16 << 20, range: 4096...(1 << 34), unit: "bytes")
-        accounting.maxWait = try reader.seconds("accounting.max_wait_s", default: 2)
-        accounting.maxWaiters = try reader.integer("accounting.max_waiters", default: 10_000, range: 0...1_000_000)
-        accounting.retryInMinutes = try reader.integer("accounting.retry_in_minutes", default: 1, range: 1...1440)
-        accounting.emitStopped = try reader.bool("accounting.emit_stopped", default: false)
-        accounting.recordClientIP = try reader.bool("accounting.record_client_ip", default: false)
-        accounting.recordPeerID = try reader.bool("accounting.record_peer_id", default: false)
-        accounting.requirePasskeyForScrape = try reader.bool("accounting.require_passkey_for_scrape", default: true)
-        let instance: UInt64 = try reader.integer("accounting.instance", default: 0, range: 0...UInt64.max)
-        accounting.instance = instance == 0 ? nil : instance
-        accounting.shardCount = try reader.integer("accounting.shards", default: 1024, range: 1...65_536)
-        accounting.gcInterval = try reader.seconds("accounting.gc_interval_s", default: 60, minimum: 1)
-        accounting.shutdownDrainTimeout = try reader.seconds("accounting.shutdown_drain_timeout_s", default: 10)
-        accounting.peerLifetime = .seconds(Int64(tracker.peerLifetime))
-        let snapshotPath = try reader.string("accounting.snapshot_path", default: "privtrak-snapshot.bin")
-        config.snapshotPath = snapshotPath == "off" || snapshotPath.isEmpty ? nil : snapshotPath
-        let snapshotInterval = try reader.seconds("accounting.snapshot_interval_s", default: 300)
-        accounting.snapshotInterval = snapshotInterval == .zero ? nil : snapshotInterval
-        config.accounting = accounting
-
-        var kafka = KafkaSettings()
-        kafka.transactionalID = try reader.string("kafka.transactional_id", default: "")
-        let delivery = try reader.string("kafka.delivery", default: "exactly-once")
-        guard let mode = KafkaSinkConfiguration.DeliveryMode(rawValue: delivery) else {
-            throw reader.fail("kafka.delivery", "expected exactly-once or at-least-once, got '\(delivery)'")
-        }
-        kafka.deliveryMode = mode
-        let compression = try reader.string("kafka.compression", default: "zstd")
-        guard let codec = KafkaSinkConfiguration.Compression(rawValue: compression) else {
-            throw reader.fail("kafka.compression", "expected none, gzip, snappy, lz4 or zstd, got '\(compression)'")
-        }
-        kafka.compression = codec
-        let framing = try reader.string("kafka.framing", default: "per-delta")
-        guard let recordFraming = RecordFraming(rawValue: framing) else {
-            throw reader.fail("kafka.framing", "expected per-delta or per-batch, got '\(framing)'")
-        }
-        kafka.framing = recordFraming
-        kafka.lingerMilliseconds = try reader.integer("kafka.linger_ms", default: 5, range: 0...60_000, unit: "ms")
-        kafka.maxInFlightDeltas = try reader.integer("kafka.max_in_flight_deltas", default: 100_000, range: 1...100_000_000)
-        kafka.maxInFlightBytes = try reader.integer(
-            "kafka.max_in_flight_bytes", default: 64 << 20, range: 4096...(1 << 34), unit: "bytes")
-        kafka.allowTopicAutoCreation = try reader.bool("kafka.allow_topic_auto_creation", default: false)
-        kafka.clientID = try reader.string("kafka.client_id", default: "privtrak")
-        kafka.properties = try reader.map(withPrefix: "kafka.properties")
-        config.kafka = kafka
-
-        config.logLevel = try reader.string("log.level", default: "info")
-        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logLevel) else {
-            throw reader.fail("log.level", "expected one of trace, debug, info, notice, warning, error, critical")
-        }
-
-        if let unknown = reader.unknownKeys().first {
-            throw reader.fail(unknown, "unknown key (check the spelling against the configuration reference)")
-        }
-        return config
+    config.udpListen = try listen(&reader, "udp.listen", default: config.udpListen)
+    let secret = try reader.string("udp.connection_id_secret", default: "")
+    if !secret.isEmpty {
+      guard secret.count >= 32, let bytes = Hex.decode(secret) else {
+        throw reader.fail("udp.connection_id_secret", "expected at least 32 hexadecimal characters")
+      }
+      config.udpConnectionIDSecret = bytes
     }
 
-    /// The `kafka.*` keys; see `KafkaSinkConfiguration` for each field's meaning.
-    public struct KafkaSettings: Sendable, Equatable {
-        /// Stable per instance; empty derives `privtrak-<hostname>` (the pod name in a StatefulSet).
-        public var transactionalID = ""
-        /// Transactions per batch, or idempotent at-least-once.
-        public var deliveryMode: KafkaSinkConfiguration.DeliveryMode = .exactlyOnce
-        /// Record compression.
-        public var compression: KafkaSinkConfiguration.Compression = .zstd
-        /// One record per delta (key = user id) or one per batch.
-        public var framing: RecordFraming = .perDelta
-        /// librdkafka `linger.ms`.
-        public var lingerMilliseconds = 5
-        /// Deltas admitted and not yet committed.
-        public var maxInFlightDeltas = 100_000
-        /// Encoded bytes admitted and not yet committed.
-        public var maxInFlightBytes = 64 << 20
-        /// Whether a missing topic may be created by the broker.
-        public var allowTopicAutoCreation = false
-        /// librdkafka `client.id`.
-        public var clientID = "privtrak"
-        /// Extra librdkafka properties (security settings and the like).
-        public var properties: [String: String] = [:]
+    var tracker = TrackerConfiguration()
+    tracker.announceInterval = try reader.integer(
+      "tracker.announce_interval_s", default: 1800, range: 10...86_400, unit: "seconds")
+    tracker.minAnnounceInterval = try reader.integer(
+      "tracker.min_announce_interval_s", default: min(900, tracker.announceInterval),
+      range: 1...tracker.announceInterval,
+      unit: "seconds")
+    tracker.peerLifetime = try reader.integer(
+      "tracker.peer_lifetime_s", default: max(3900, tracker.announceInterval + 60),
+      range: tracker.announceInterval...604_800,
+      unit: "seconds")
+    tracker.defaultNumWant = try reader.integer(
+      "tracker.default_numwant", default: 50, range: 0...1000)
+    tracker.maxNumWant = try reader.integer(
+      "tracker.max_numwant", default: 200, range: tracker.defaultNumWant...1000)
+    tracker.maxScrapeInfoHashes = try reader.integer(
+      "tracker.max_scrape_hashes", default: 100, range: 1...1000)
+    tracker.shardCount = try reader.integer("tracker.shards", default: 1024, range: 1...65_536)
+    config.tracker = tracker
+    config.gcInterval = try reader.seconds("tracker.gc_interval_s", default: 60, minimum: 1)
 
-        /// Creates the defaults.
-        public init() {}
+    let sinkText = try reader.string("sink.url", default: config.sink.description)
+    guard let sink = SinkURL(parsing: sinkText) else {
+      throw reader.fail(
+        "sink.url", "expected file:PATH, kafka://HOST:PORT/TOPIC or none, got '\(sinkText)'")
+    }
+    config.sink = sink
+    let fsync = try reader.string("sink.file_fsync", default: "every_batch")
+    switch fsync {
+    case "every_batch": config.fileFsync = .everyBatch
+    case "never": config.fileFsync = .never
+    default:
+      guard let seconds = Double(fsync), seconds > 0, seconds <= 3600 else {
+        throw reader.fail(
+          "sink.file_fsync", "expected every_batch, never or a number of seconds, got '\(fsync)'")
+      }
+      config.fileFsync = .interval(.milliseconds(Int64(seconds * 1000)))
     }
 
-    private static func listen(
-        _ reader: inout ConfigReader, _ key: String, default defaultValue: ListenAddress?
-    ) throws(ConfigurationError) -> ListenAddress? {
-        let text = try reader.string(key, default: defaultValue?.description ?? "off")
-        if text == "off" || text.isEmpty { return nil }
-        guard let address = ListenAddress(parsing: text) else {
-            throw reader.fail(key, "expected HOST:PORT, [IPv6]:PORT or off, got '\(text)'")
-        }
-        return address
+    config.accountingEnabled = try reader.bool("accounting.enabled", default: true)
+    var accounting = AccountingConfiguration()
+    // Kafka commits one transaction per batch, so larger batches amortise the commit.
+    let defaultBatchSize = if case .kafka = sink { 10_000 } else { 1000 }
+    accounting.batchSize = try reader.integer(
+      "accounting.batch_size", default: defaultBatchSize, range: 1...1_000_000)
+    accounting.flushInterval = try reader.seconds(
+      "accounting.flush_interval_s", default: 1, minimum: 0.001)
+    accounting.maxPendingDeltas = try reader.integer(
+      "accounting.max_pending_deltas", default: 100_000, range: accounting.batchSize...100_000_000)
+    accounting.maxPendingBytes = try reader.integer(
+      "accounting.max_pending_bytes", default: 16 << 20, range: 4096...(1 << 34), unit: "bytes")
+    accounting.maxWait = try reader.seconds("accounting.max_wait_s", default: 2)
+    accounting.maxWaiters = try reader.integer(
+      "accounting.max_waiters", default: 10_000, range: 0...1_000_000)
+    accounting.retryInMinutes = try reader.integer(
+      "accounting.retry_in_minutes", default: 1, range: 1...1440)
+    accounting.emitStopped = try reader.bool("accounting.emit_stopped", default: false)
+    accounting.recordClientIP = try reader.bool("accounting.record_client_ip", default: false)
+    accounting.recordPeerID = try reader.bool("accounting.record_peer_id", default: false)
+    accounting.requirePasskeyForScrape = try reader.bool(
+      "accounting.require_passkey_for_scrape", default: true)
+    let instance: UInt64 = try reader.integer(
+      "accounting.instance", default: 0, range: 0...UInt64.max)
+    accounting.instance = instance == 0 ? nil : instance
+    accounting.shardCount = try reader.integer(
+      "accounting.shards", default: 1024, range: 1...65_536)
+    accounting.gcInterval = try reader.seconds("accounting.gc_interval_s", default: 60, minimum: 1)
+    accounting.shutdownDrainTimeout = try reader.seconds(
+      "accounting.shutdown_drain_timeout_s", default: 10)
+    accounting.peerLifetime = .seconds(Int64(tracker.peerLifetime))
+    let snapshotPath = try reader.string(
+      "accounting.snapshot_path", default: "privtrak-snapshot.bin")
+    config.snapshotPath = snapshotPath == "off" || snapshotPath.isEmpty ? nil : snapshotPath
+    let snapshotInterval = try reader.seconds("accounting.snapshot_interval_s", default: 300)
+    accounting.snapshotInterval = snapshotInterval == .zero ? nil : snapshotInterval
+    config.accounting = accounting
+
+    var kafka = KafkaSettings()
+    kafka.transactionalID = try reader.string("kafka.transactional_id", default: "")
+    let delivery = try reader.string("kafka.delivery", default: "exactly-once")
+    guard let mode = KafkaSinkConfiguration.DeliveryMode(rawValue: delivery) else {
+      throw reader.fail(
+        "kafka.delivery", "expected exactly-once or at-least-once, got '\(delivery)'")
     }
+    kafka.deliveryMode = mode
+    let compression = try reader.string("kafka.compression", default: "zstd")
+    guard let codec = KafkaSinkConfiguration.Compression(rawValue: compression) else {
+      throw reader.fail(
+        "kafka.compression", "expected none, gzip, snappy, lz4 or zstd, got '\(compression)'")
+    }
+    kafka.compression = codec
+    let framing = try reader.string("kafka.framing", default: "per-delta")
+    guard let recordFraming = RecordFraming(rawValue: framing) else {
+      throw reader.fail("kafka.framing", "expected per-delta or per-batch, got '\(framing)'")
+    }
+    kafka.framing = recordFraming
+    kafka.lingerMilliseconds = try reader.integer(
+      "kafka.linger_ms", default: 5, range: 0...60_000, unit: "ms")
+    kafka.maxInFlightDeltas = try reader.integer(
+      "kafka.max_in_flight_deltas", default: 100_000, range: 1...100_000_000)
+    kafka.maxInFlightBytes = try reader.integer(
+      "kafka.max_in_flight_bytes", default: 64 << 20, range: 4096...(1 << 34), unit: "bytes")
+    kafka.allowTopicAutoCreation = try reader.bool(
+      "kafka.allow_topic_auto_creation", default: false)
+    kafka.clientID = try reader.string("kafka.client_id", default: "privtrak")
+    kafka.properties = try reader.map(withPrefix: "kafka.properties")
+    config.kafka = kafka
+
+    config.logLevel = try reader.string("log.level", default: "info")
+    guard
+      ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logLevel)
+    else {
+      throw reader.fail(
+        "log.level", "expected one of trace, debug, info, notice, warning, error, critical")
+    }
+
+    if let unknown = reader.unknownKeys().first {
+      throw reader.fail(
+        unknown, "unknown key (check the spelling against the configuration reference)")
+    }
+    return config
+  }
+
+  /// The `kafka.*` keys; see `KafkaSinkConfiguration` for each field's meaning.
+  public struct KafkaSettings: Sendable, Equatable {
+    /// Stable per instance; empty derives `privtrak-<hostname>` (the pod name in a StatefulSet).
+    public var transactionalID = ""
+    /// Transactions per batch, or idempotent at-least-once.
+    public var deliveryMode: KafkaSinkConfiguration.DeliveryMode = .exactlyOnce
+    /// Record compression.
+    public var compression: KafkaSinkConfiguration.Compression = .zstd
+    /// One record per delta (key = user id) or one per batch.
+    public var framing: RecordFraming = .perDelta
+    /// librdkafka `linger.ms`.
+    public var lingerMilliseconds = 5
+    /// Deltas admitted and not yet committed.
+    public var maxInFlightDeltas = 100_000
+    /// Encoded bytes admitted and not yet committed.
+    public var maxInFlightBytes = 64 << 20
+    /// Whether a missing topic may be created by the broker.
+    public var allowTopicAutoCreation = false
+    /// librdkafka `client.id`.
+    public var clientID = "privtrak"
+    /// Extra librdkafka properties (security settings and the like).
+    public var properties: [String: String] = [:]
+
+    /// Creates the defaults.
+    public init() {}
+  }
+
+  private static func listen(
+    _ reader: inout ConfigReader, _ key: String, default defaultValue: ListenAddress?
+  ) throws(ConfigurationError) -> ListenAddress? {
+    let text = try reader.string(key, default: defaultValue?.description ?? "off")
+    if text == "off" || text.isEmpty { return nil }
+    guard let address = ListenAddress(parsing: text) else {
+      throw reader.fail(key, "expected HOST:PORT, [IPv6]:PORT or off, got '\(text)'")
+    }
+    return address
+  }
 }

@@ -2,48 +2,48 @@ import BitTorrent
 
 /// A failure the client sees: an HTTP bencoded `failure reason` or a UDP error packet.
 public struct TrackerFailure: Error, Sendable, Equatable, CustomStringConvertible {
-    /// Broad class of the failure, for metrics and status mapping.
-    public enum Kind: String, Sendable {
-        /// The request was malformed.
-        case badRequest = "bad_request"
-        /// The client is not allowed (unknown or malformed passkey, unregistered torrent).
-        case forbidden
-        /// The tracker is temporarily unable to record the announce; try again later.
-        case retryLater = "retry_later"
-    }
+  /// Broad class of the failure, for metrics and status mapping.
+  public enum Kind: String, Sendable {
+    /// The request was malformed.
+    case badRequest = "bad_request"
+    /// The client is not allowed (unknown or malformed passkey, unregistered torrent).
+    case forbidden
+    /// The tracker is temporarily unable to record the announce; try again later.
+    case retryLater = "retry_later"
+  }
 
-    /// The text shown to the client; never contains secrets.
-    public var reason: String
-    /// Broad class of the failure.
-    public var kind: Kind
-    /// BEP 31 `retry in` minutes suggested to the client, if any.
-    public var retryInMinutes: Int?
+  /// The text shown to the client; never contains secrets.
+  public var reason: String
+  /// Broad class of the failure.
+  public var kind: Kind
+  /// BEP 31 `retry in` minutes suggested to the client, if any.
+  public var retryInMinutes: Int?
 
-    /// Creates a failure.
-    public init(_ reason: String, kind: Kind = .badRequest, retryInMinutes: Int? = nil) {
-        self.reason = reason
-        self.kind = kind
-        self.retryInMinutes = retryInMinutes
-    }
+  /// Creates a failure.
+  public init(_ reason: String, kind: Kind = .badRequest, retryInMinutes: Int? = nil) {
+    self.reason = reason
+    self.kind = kind
+    self.retryInMinutes = retryInMinutes
+  }
 
-    public var description: String { reason }
+  public var description: String { reason }
 }
 
 /// Per-request state shared along the hook chain.
 public struct HookContext: Sendable {
-    /// The user the request belongs to, once a hook has identified it.
-    public var userID: UserID?
-    /// The tracker's clock reading for this request (seconds since the Unix epoch).
-    public var receivedAt: UInt32
-    /// Milliseconds since the Unix epoch when the request was received.
-    public var receivedAtMilliseconds: Int64
+  /// The user the request belongs to, once a hook has identified it.
+  public var userID: UserID?
+  /// The tracker's clock reading for this request (seconds since the Unix epoch).
+  public var receivedAt: UInt32
+  /// Milliseconds since the Unix epoch when the request was received.
+  public var receivedAtMilliseconds: Int64
 
-    /// Creates a context.
-    public init(userID: UserID? = nil, receivedAt: UInt32, receivedAtMilliseconds: Int64) {
-        self.userID = userID
-        self.receivedAt = receivedAt
-        self.receivedAtMilliseconds = receivedAtMilliseconds
-    }
+  /// Creates a context.
+  public init(userID: UserID? = nil, receivedAt: UInt32, receivedAtMilliseconds: Int64) {
+    self.userID = userID
+    self.receivedAt = receivedAt
+    self.receivedAtMilliseconds = receivedAtMilliseconds
+  }
 }
 
 /// Runs before the peer store sees a request (chihaya's pre-hook). A hook may
@@ -51,28 +51,38 @@ public struct HookContext: Sendable {
 /// throw a ``TrackerFailure`` to fail the request — in which case later hooks
 /// and the peer store do not run.
 public protocol PreHook: Sendable {
-    /// Called for every announce, in chain order.
-    func beforeAnnounce(_ request: inout AnnounceRequest, context: inout HookContext) async throws(TrackerFailure)
-    /// Called for every scrape, in chain order.
-    func beforeScrape(_ request: inout ScrapeRequest, context: inout HookContext) async throws(TrackerFailure)
+  /// Called for every announce, in chain order.
+  func beforeAnnounce(_ request: inout AnnounceRequest, context: inout HookContext)
+    async throws(TrackerFailure)
+  /// Called for every scrape, in chain order.
+  func beforeScrape(_ request: inout ScrapeRequest, context: inout HookContext)
+    async throws(TrackerFailure)
 }
 
 extension PreHook {
-    /// Scrapes pass through by default.
-    public func beforeScrape(_ request: inout ScrapeRequest, context: inout HookContext) async throws(TrackerFailure) {}
+  /// Scrapes pass through by default.
+  public func beforeScrape(_ request: inout ScrapeRequest, context: inout HookContext)
+    async throws(TrackerFailure)
+  {}
 }
 
 /// Runs after the peer store answered (chihaya's post-hook); may adjust the response.
 public protocol PostHook: Sendable {
-    /// Called for every successful announce, in chain order.
-    func afterAnnounce(_ request: AnnounceRequest, response: inout AnnounceResponse, context: HookContext) async
-    /// Called for every successful scrape, in chain order.
-    func afterScrape(_ request: ScrapeRequest, response: inout ScrapeResponse, context: HookContext) async
+  /// Called for every successful announce, in chain order.
+  func afterAnnounce(
+    _ request: AnnounceRequest, response: inout AnnounceResponse, context: HookContext) async
+  /// Called for every successful scrape, in chain order.
+  func afterScrape(_ request: ScrapeRequest, response: inout ScrapeResponse, context: HookContext)
+    async
 }
 
 extension PostHook {
-    /// Announces pass through by default.
-    public func afterAnnounce(_ request: AnnounceRequest, response: inout AnnounceResponse, context: HookContext) async {}
-    /// Scrapes pass through by default.
-    public func afterScrape(_ request: ScrapeRequest, response: inout ScrapeResponse, context: HookContext) async {}
+  /// Announces pass through by default.
+  public func afterAnnounce(
+    _ request: AnnounceRequest, response: inout AnnounceResponse, context: HookContext
+  ) async {}
+  /// Scrapes pass through by default.
+  public func afterScrape(
+    _ request: ScrapeRequest, response: inout ScrapeResponse, context: HookContext
+  ) async {}
 }

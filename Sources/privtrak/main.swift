@@ -2,120 +2,128 @@ import ArgumentParser
 import PrivtrakService
 
 #if canImport(Glibc)
-    import Glibc
+  import Glibc
 #endif
 
 /// `privtrak`: a BitTorrent private tracker with exact per-user accounting.
 @main
 struct Privtrak: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "privtrak",
-        abstract: "A BitTorrent private tracker whose accounting middleware publishes exact per-user deltas.",
-        subcommands: [Serve.self, CheckConfig.self, Tail.self],
-        defaultSubcommand: Serve.self)
+  static let configuration = CommandConfiguration(
+    commandName: "privtrak",
+    abstract:
+      "A BitTorrent private tracker whose accounting middleware publishes exact per-user deltas.",
+    subcommands: [Serve.self, CheckConfig.self, Tail.self],
+    defaultSubcommand: Serve.self)
 }
 
 /// Reads and validates the configuration file plus environment overrides.
 func loadConfiguration(path: String?) throws -> ServiceConfiguration {
-    var environment: [String: String] = [:]
-    var cursor = environ
-    while let entry = cursor.pointee {
-        let text = String(cString: entry)
-        if let equals = text.firstIndex(of: "=") {
-            environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
-        }
-        cursor += 1
+  var environment: [String: String] = [:]
+  var cursor = environ
+  while let entry = cursor.pointee {
+    let text = String(cString: entry)
+    if let equals = text.firstIndex(of: "=") {
+      environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
     }
-    guard let path else {
-        return try ServiceConfiguration.parse(yaml: "", file: "(built-in defaults)", environment: environment)
-    }
-    let yaml = try readTextFile(path)
-    return try ServiceConfiguration.parse(yaml: yaml, file: path, environment: environment)
+    cursor += 1
+  }
+  guard let path else {
+    return try ServiceConfiguration.parse(
+      yaml: "", file: "(built-in defaults)", environment: environment)
+  }
+  let yaml = try readTextFile(path)
+  return try ServiceConfiguration.parse(yaml: yaml, file: path, environment: environment)
 }
 
 /// Reads a whole file as UTF-8, with an error naming the file.
 func readTextFile(_ path: String) throws -> String {
-    guard let file = fopen(path, "r") else {
-        throw ValidationError("cannot read configuration file \(path): \(String(cString: strerror(errno)))")
-    }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = fread(&buffer, 1, buffer.count, file)
-        if count <= 0 { break }
-        bytes.append(contentsOf: buffer[0..<count])
-    }
-    return String(decoding: bytes, as: UTF8.self)
+  guard let file = fopen(path, "r") else {
+    throw ValidationError(
+      "cannot read configuration file \(path): \(String(cString: strerror(errno)))")
+  }
+  defer { fclose(file) }
+  var bytes: [UInt8] = []
+  var buffer = [UInt8](repeating: 0, count: 65536)
+  while true {
+    let count = fread(&buffer, 1, buffer.count, file)
+    if count <= 0 { break }
+    bytes.append(contentsOf: buffer[0..<count])
+  }
+  return String(decoding: bytes, as: UTF8.self)
 }
 
 extension Privtrak {
-    /// Runs the tracker until SIGTERM or SIGINT.
-    struct Serve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run the tracker.")
+  /// Runs the tracker until SIGTERM or SIGINT.
+  struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the tracker.")
 
-        @Option(name: .long, help: "YAML configuration file (defaults are used when omitted).")
-        var config: String?
+    @Option(name: .long, help: "YAML configuration file (defaults are used when omitted).")
+    var config: String?
 
-        @Option(name: .long, help: "HTTP listen address HOST:PORT, or 'off' (overrides http.listen).")
-        var http: String?
+    @Option(name: .long, help: "HTTP listen address HOST:PORT, or 'off' (overrides http.listen).")
+    var http: String?
 
-        @Option(name: .long, help: "UDP listen address HOST:PORT, or 'off' (overrides udp.listen).")
-        var udp: String?
+    @Option(name: .long, help: "UDP listen address HOST:PORT, or 'off' (overrides udp.listen).")
+    var udp: String?
 
-        @Option(name: .long, help: "Delta sink: file:PATH, kafka://HOST:PORT/TOPIC or none (overrides sink.url).")
-        var sink: String?
+    @Option(
+      name: .long,
+      help: "Delta sink: file:PATH, kafka://HOST:PORT/TOPIC or none (overrides sink.url).")
+    var sink: String?
 
-        func run() async throws {
-            var configuration = try loadConfiguration(path: config)
-            if let http {
-                configuration.httpListen = try parseListen(http, flag: "--http")
-            }
-            if let udp {
-                configuration.udpListen = try parseListen(udp, flag: "--udp")
-            }
-            if let sink {
-                guard let url = ServiceConfiguration.SinkURL(parsing: sink) else {
-                    throw ValidationError("--sink: expected file:PATH, kafka://HOST:PORT/TOPIC or none, got '\(sink)'")
-                }
-                configuration.sink = url
-            }
-            try await PrivtrakServer(configuration: configuration).run()
+    func run() async throws {
+      var configuration = try loadConfiguration(path: config)
+      if let http {
+        configuration.httpListen = try parseListen(http, flag: "--http")
+      }
+      if let udp {
+        configuration.udpListen = try parseListen(udp, flag: "--udp")
+      }
+      if let sink {
+        guard let url = ServiceConfiguration.SinkURL(parsing: sink) else {
+          throw ValidationError(
+            "--sink: expected file:PATH, kafka://HOST:PORT/TOPIC or none, got '\(sink)'")
         }
-
-        private func parseListen(_ text: String, flag: String) throws -> ListenAddress? {
-            if text == "off" { return nil }
-            guard let address = ListenAddress(parsing: text) else {
-                throw ValidationError("\(flag): expected HOST:PORT, [IPv6]:PORT or off, got '\(text)'")
-            }
-            return address
-        }
+        configuration.sink = url
+      }
+      try await PrivtrakServer(configuration: configuration).run()
     }
 
-    /// Validates a configuration file without starting anything.
-    struct CheckConfig: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "check-config", abstract: "Validate a configuration file and exit.")
-
-        @Argument(help: "The YAML configuration file.")
-        var file: String
-
-        func run() async throws {
-            do {
-                let configuration = try loadConfiguration(path: file)
-                print("\(file): OK (http \(configuration.httpListen?.description ?? "off"), udp \(configuration.udpListen?.description ?? "off"), sink \(configuration.sink))")
-            } catch let error as ConfigurationError {
-                FileHandleStandardError.write(error.description)
-                throw ExitCode(2)
-            }
-        }
+    private func parseListen(_ text: String, flag: String) throws -> ListenAddress? {
+      if text == "off" { return nil }
+      guard let address = ListenAddress(parsing: text) else {
+        throw ValidationError("\(flag): expected HOST:PORT, [IPv6]:PORT or off, got '\(text)'")
+      }
+      return address
     }
+  }
+
+  /// Validates a configuration file without starting anything.
+  struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "check-config", abstract: "Validate a configuration file and exit.")
+
+    @Argument(help: "The YAML configuration file.")
+    var file: String
+
+    func run() async throws {
+      do {
+        let configuration = try loadConfiguration(path: file)
+        print(
+          "\(file): OK (http \(configuration.httpListen?.description ?? "off"), udp \(configuration.udpListen?.description ?? "off"), sink \(configuration.sink))"
+        )
+      } catch let error as ConfigurationError {
+        FileHandleStandardError.write(error.description)
+        throw ExitCode(2)
+      }
+    }
+  }
 }
 
 /// Writes a line to standard error (errors must not mix with data on stdout).
 enum FileHandleStandardError {
-    static func write(_ line: String) {
-        let bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-    }
+  static func write(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+  }
 }

@@ -3,83 +3,85 @@ import Testing
 @testable import PrivtrakService
 
 @Suite struct ConfigurationTests {
-    @Test func emptyDocumentGivesDefaults() throws {
-        let config = try ServiceConfiguration.parse(yaml: "", file: "empty.yaml")
-        #expect(config == ServiceConfiguration.defaults)
-    }
+  @Test func emptyDocumentGivesDefaults() throws {
+    let config = try ServiceConfiguration.parse(yaml: "", file: "empty.yaml")
+    #expect(config == ServiceConfiguration.defaults)
+  }
 
-    @Test func readsEverySectionAndEnvironmentOverrides() throws {
-        let yaml = """
-            http:
-              listen: "[::1]:7070"
-              trusted_proxies: [127.0.0.1, "::1"]
-            udp:
-              listen: off
-            tracker:
-              announce_interval_s: 600
-              min_announce_interval_s: 300
-              max_numwant: 80
-            sink:
-              url: kafka://broker-1:9092,broker-2:9092/privtrak.deltas
-            log:
-              level: debug
-            """
-        let config = try ServiceConfiguration.parse(
-            yaml: yaml, file: "prod.yaml", environment: ["PRIVTRAK_TRACKER_MAX_NUMWANT": "120"])
-        #expect(config.httpListen == ListenAddress(host: "::1", port: 7070))
-        #expect(config.trustedProxies.map(\.description) == ["127.0.0.1/32", "0:0:0:0:0:0:0:1/128"])
-        #expect(config.udpListen == nil)
-        #expect(config.tracker.announceInterval == 600)
-        #expect(config.tracker.minAnnounceInterval == 300)
-        #expect(config.tracker.maxNumWant == 120)
-        #expect(config.sink == .kafka(bootstrap: "broker-1:9092,broker-2:9092", topic: "privtrak.deltas"))
-        #expect(config.logLevel == "debug")
-    }
+  @Test func readsEverySectionAndEnvironmentOverrides() throws {
+    let yaml = """
+      http:
+        listen: "[::1]:7070"
+        trusted_proxies: [127.0.0.1, "::1"]
+      udp:
+        listen: off
+      tracker:
+        announce_interval_s: 600
+        min_announce_interval_s: 300
+        max_numwant: 80
+      sink:
+        url: kafka://broker-1:9092,broker-2:9092/privtrak.deltas
+      log:
+        level: debug
+      """
+    let config = try ServiceConfiguration.parse(
+      yaml: yaml, file: "prod.yaml", environment: ["PRIVTRAK_TRACKER_MAX_NUMWANT": "120"])
+    #expect(config.httpListen == ListenAddress(host: "::1", port: 7070))
+    #expect(config.trustedProxies.map(\.description) == ["127.0.0.1/32", "0:0:0:0:0:0:0:1/128"])
+    #expect(config.udpListen == nil)
+    #expect(config.tracker.announceInterval == 600)
+    #expect(config.tracker.minAnnounceInterval == 300)
+    #expect(config.tracker.maxNumWant == 120)
+    #expect(
+      config.sink == .kafka(bootstrap: "broker-1:9092,broker-2:9092", topic: "privtrak.deltas"))
+    #expect(config.logLevel == "debug")
+  }
 
-    @Test(arguments: [
-        ("tracker:\n  announce_interval_s: soon\n", "tracker.announce_interval_s", "bad.yaml line 2"),
-        ("tracker:\n  announce_interval_s: 5\n", "tracker.announce_interval_s", "bad.yaml line 2"),
-        ("http:\n  listen: localhost\n", "http.listen", "bad.yaml line 2"),
-        ("sink:\n  url: s3://bucket\n", "sink.url", "bad.yaml line 2"),
-        ("tracker:\n  anounce_interval_s: 60\n", "tracker.anounce_interval_s", "bad.yaml line 2"),
-        ("udp:\n  connection_id_secret: abc\n", "udp.connection_id_secret", "bad.yaml line 2"),
-        ("log:\n  level: loud\n", "log.level", "bad.yaml line 2"),
-        ("http:\n  trusted_proxies: [10.0.0.0/33]\n", "http.trusted_proxies", "bad.yaml line 2"),
-    ])
-    func invalidValuesNameKeyAndFile(yaml: String, key: String, source: String) {
-        #expect {
-            try ServiceConfiguration.parse(yaml: yaml, file: "bad.yaml")
-        } throws: { error in
-            guard let error = error as? ConfigurationError else { return false }
-            return error.key == key && error.source == source && error.description.contains("bad.yaml")
-        }
+  @Test(arguments: [
+    ("tracker:\n  announce_interval_s: soon\n", "tracker.announce_interval_s", "bad.yaml line 2"),
+    ("tracker:\n  announce_interval_s: 5\n", "tracker.announce_interval_s", "bad.yaml line 2"),
+    ("http:\n  listen: localhost\n", "http.listen", "bad.yaml line 2"),
+    ("sink:\n  url: s3://bucket\n", "sink.url", "bad.yaml line 2"),
+    ("tracker:\n  anounce_interval_s: 60\n", "tracker.anounce_interval_s", "bad.yaml line 2"),
+    ("udp:\n  connection_id_secret: abc\n", "udp.connection_id_secret", "bad.yaml line 2"),
+    ("log:\n  level: loud\n", "log.level", "bad.yaml line 2"),
+    ("http:\n  trusted_proxies: [10.0.0.0/33]\n", "http.trusted_proxies", "bad.yaml line 2"),
+  ])
+  func invalidValuesNameKeyAndFile(yaml: String, key: String, source: String) {
+    #expect {
+      try ServiceConfiguration.parse(yaml: yaml, file: "bad.yaml")
+    } throws: { error in
+      guard let error = error as? ConfigurationError else { return false }
+      return error.key == key && error.source == source && error.description.contains("bad.yaml")
     }
+  }
 
-    @Test func environmentOverrideErrorsNameTheVariable() {
-        #expect {
-            try ServiceConfiguration.parse(yaml: "", file: "x.yaml", environment: ["PRIVTRAK_HTTP_MAX_CONNECTIONS": "-3"])
-        } throws: { error in
-            (error as? ConfigurationError)?.source == "environment variable PRIVTRAK_HTTP_MAX_CONNECTIONS"
-        }
+  @Test func environmentOverrideErrorsNameTheVariable() {
+    #expect {
+      try ServiceConfiguration.parse(
+        yaml: "", file: "x.yaml", environment: ["PRIVTRAK_HTTP_MAX_CONNECTIONS": "-3"])
+    } throws: { error in
+      (error as? ConfigurationError)?.source == "environment variable PRIVTRAK_HTTP_MAX_CONNECTIONS"
     }
+  }
 
-    @Test func malformedYAMLIsReported() {
-        #expect(throws: ConfigurationError.self) {
-            try ServiceConfiguration.parse(yaml: "http: [unclosed", file: "broken.yaml")
-        }
+  @Test func malformedYAMLIsReported() {
+    #expect(throws: ConfigurationError.self) {
+      try ServiceConfiguration.parse(yaml: "http: [unclosed", file: "broken.yaml")
     }
+  }
 
-    @Test(arguments: [
-        ("127.0.0.1:6969", "127.0.0.1", 6969),
-        ("[::]:0", "::", 0),
-        (":8080", "0.0.0.0", 8080),
-    ])
-    func parsesListenAddresses(text: String, host: String, port: Int) {
-        #expect(ListenAddress(parsing: text) == ListenAddress(host: host, port: port))
-    }
+  @Test(arguments: [
+    ("127.0.0.1:6969", "127.0.0.1", 6969),
+    ("[::]:0", "::", 0),
+    (":8080", "0.0.0.0", 8080),
+  ])
+  func parsesListenAddresses(text: String, host: String, port: Int) {
+    #expect(ListenAddress(parsing: text) == ListenAddress(host: host, port: port))
+  }
 
-    @Test(arguments: ["127.0.0.1", "::1:80", "[::1]80", "host:65536", "host:-1"])
-    func rejectsBadListenAddresses(text: String) {
-        #expect(ListenAddress(parsing: text) == nil)
-    }
+  @Test(arguments: ["127.0.0.1", "::1:80", "[::1]80", "host:65536", "host:-1"])
+  func rejectsBadListenAddresses(text: String) {
+    #expect(ListenAddress(parsing: text) == nil)
+  }
 }

@@ -6,104 +6,110 @@ import Testing
 
 /// A clock the test sets by hand, so expiry is driven without sleeping.
 final class ManualTestClock: TrackerClock {
-    let milliseconds = Mutex<Int64>(1_700_000_000_000)
-    func nowMilliseconds() -> Int64 { milliseconds.withLock { $0 } }
-    func advance(seconds: Int64) { milliseconds.withLock { $0 += seconds * 1000 } }
+  let milliseconds = Mutex<Int64>(1_700_000_000_000)
+  func nowMilliseconds() -> Int64 { milliseconds.withLock { $0 } }
+  func advance(seconds: Int64) { milliseconds.withLock { $0 += seconds * 1000 } }
 }
 
 func makeRequest(
-    torrent: UInt8 = 1, peer: UInt8, left: UInt64 = 100, event: AnnounceEvent = .none, numWant: Int = 50,
-    address: String = "10.0.0.1", port: UInt16 = 6881
+  torrent: UInt8 = 1, peer: UInt8, left: UInt64 = 100, event: AnnounceEvent = .none,
+  numWant: Int = 50,
+  address: String = "10.0.0.1", port: UInt16 = 6881
 ) -> AnnounceRequest {
-    AnnounceRequest(
-        infoHash: InfoHash(Array(repeating: torrent, count: 20))!,
-        peerID: PeerID(Array(repeating: peer, count: 20))!,
-        endpoint: PeerEndpoint(address: IPAddress(address)!, port: port),
-        uploaded: 0, downloaded: 0, left: left, event: event, numWant: numWant)
+  AnnounceRequest(
+    infoHash: InfoHash(Array(repeating: torrent, count: 20))!,
+    peerID: PeerID(Array(repeating: peer, count: 20))!,
+    endpoint: PeerEndpoint(address: IPAddress(address)!, port: port),
+    uploaded: 0, downloaded: 0, left: left, event: event, numWant: numWant)
 }
 
 @Suite struct TrackerTests {
-    @Test func peersSeeEachOtherButNotThemselves() async throws {
-        let tracker = Tracker()
-        _ = try await tracker.announce(makeRequest(peer: 1, address: "10.0.0.1"))
-        _ = try await tracker.announce(makeRequest(peer: 2, address: "10.0.0.2"))
-        let third = try await tracker.announce(makeRequest(peer: 3, address: "2001:db8::3"))
-        #expect(Set(third.peers4.map(\.peerID)) == [PeerID(Array(repeating: 1, count: 20))!, PeerID(Array(repeating: 2, count: 20))!])
-        #expect(third.peers6.isEmpty)
-        let first = try await tracker.announce(makeRequest(peer: 1, address: "10.0.0.1"))
-        #expect(first.peers4.map(\.peerID) == [PeerID(Array(repeating: 2, count: 20))!])
-        #expect(first.peers6.map(\.endpoint.address) == [IPAddress("2001:db8::3")!])
-        #expect(first.incomplete == 3)
-        #expect(first.complete == 0)
-    }
+  @Test func peersSeeEachOtherButNotThemselves() async throws {
+    let tracker = Tracker()
+    _ = try await tracker.announce(makeRequest(peer: 1, address: "10.0.0.1"))
+    _ = try await tracker.announce(makeRequest(peer: 2, address: "10.0.0.2"))
+    let third = try await tracker.announce(makeRequest(peer: 3, address: "2001:db8::3"))
+    #expect(
+      Set(third.peers4.map(\.peerID)) == [
+        PeerID(Array(repeating: 1, count: 20))!, PeerID(Array(repeating: 2, count: 20))!,
+      ])
+    #expect(third.peers6.isEmpty)
+    let first = try await tracker.announce(makeRequest(peer: 1, address: "10.0.0.1"))
+    #expect(first.peers4.map(\.peerID) == [PeerID(Array(repeating: 2, count: 20))!])
+    #expect(first.peers6.map(\.endpoint.address) == [IPAddress("2001:db8::3")!])
+    #expect(first.incomplete == 3)
+    #expect(first.complete == 0)
+  }
 
-    @Test func seedersReceiveOnlyLeechers() async throws {
-        let tracker = Tracker()
-        _ = try await tracker.announce(makeRequest(peer: 1, left: 0))
-        _ = try await tracker.announce(makeRequest(peer: 2, left: 0))
-        _ = try await tracker.announce(makeRequest(peer: 3, left: 5))
-        let seeder = try await tracker.announce(makeRequest(peer: 1, left: 0))
-        #expect(seeder.peers4.map(\.peerID) == [PeerID(Array(repeating: 3, count: 20))!])
-        #expect(seeder.complete == 2)
-        #expect(seeder.incomplete == 1)
-    }
+  @Test func seedersReceiveOnlyLeechers() async throws {
+    let tracker = Tracker()
+    _ = try await tracker.announce(makeRequest(peer: 1, left: 0))
+    _ = try await tracker.announce(makeRequest(peer: 2, left: 0))
+    _ = try await tracker.announce(makeRequest(peer: 3, left: 5))
+    let seeder = try await tracker.announce(makeRequest(peer: 1, left: 0))
+    #expect(seeder.peers4.map(\.peerID) == [PeerID(Array(repeating: 3, count: 20))!])
+    #expect(seeder.complete == 2)
+    #expect(seeder.incomplete == 1)
+  }
 
-    @Test func stoppedRemovesAndCompletedCountsSnatch() async throws {
-        let tracker = Tracker()
-        _ = try await tracker.announce(makeRequest(peer: 1))
-        let done = try await tracker.announce(makeRequest(peer: 1, left: 0, event: .completed))
-        #expect(done.downloaded == 1)
-        #expect(done.complete == 1)
-        let stopped = try await tracker.announce(makeRequest(peer: 1, left: 0, event: .stopped))
-        #expect(stopped.complete == 0)
-        #expect(stopped.peers4.isEmpty)
-        let scrape = try await tracker.scrape(
-            ScrapeRequest(infoHashes: [InfoHash(Array(repeating: 1, count: 20))!], clientAddress: .v4(1)))
-        #expect(scrape.files.first?.stats == ScrapeStats(complete: 0, incomplete: 0, downloaded: 1))
-    }
+  @Test func stoppedRemovesAndCompletedCountsSnatch() async throws {
+    let tracker = Tracker()
+    _ = try await tracker.announce(makeRequest(peer: 1))
+    let done = try await tracker.announce(makeRequest(peer: 1, left: 0, event: .completed))
+    #expect(done.downloaded == 1)
+    #expect(done.complete == 1)
+    let stopped = try await tracker.announce(makeRequest(peer: 1, left: 0, event: .stopped))
+    #expect(stopped.complete == 0)
+    #expect(stopped.peers4.isEmpty)
+    let scrape = try await tracker.scrape(
+      ScrapeRequest(infoHashes: [InfoHash(Array(repeating: 1, count: 20))!], clientAddress: .v4(1)))
+    #expect(scrape.files.first?.stats == ScrapeStats(complete: 0, incomplete: 0, downloaded: 1))
+  }
 
-    @Test func numWantIsClampedAndHonoured() async throws {
-        let tracker = Tracker(configuration: TrackerConfiguration(defaultNumWant: 3, maxNumWant: 5))
-        for peer in UInt8(1)...10 { _ = try await tracker.announce(makeRequest(peer: peer)) }
-        #expect(try await tracker.announce(makeRequest(peer: 1, numWant: 1_000_000)).peers4.count == 5)
-        #expect(try await tracker.announce(makeRequest(peer: 1, numWant: -1)).peers4.count == 3)
-        #expect(try await tracker.announce(makeRequest(peer: 1, numWant: 2)).peers4.count == 2)
-        #expect(try await tracker.announce(makeRequest(peer: 1, numWant: 0)).peers4.isEmpty)
-    }
+  @Test func numWantIsClampedAndHonoured() async throws {
+    let tracker = Tracker(configuration: TrackerConfiguration(defaultNumWant: 3, maxNumWant: 5))
+    for peer in UInt8(1)...10 { _ = try await tracker.announce(makeRequest(peer: peer)) }
+    #expect(try await tracker.announce(makeRequest(peer: 1, numWant: 1_000_000)).peers4.count == 5)
+    #expect(try await tracker.announce(makeRequest(peer: 1, numWant: -1)).peers4.count == 3)
+    #expect(try await tracker.announce(makeRequest(peer: 1, numWant: 2)).peers4.count == 2)
+    #expect(try await tracker.announce(makeRequest(peer: 1, numWant: 0)).peers4.isEmpty)
+  }
 
-    @Test func garbageCollectionDropsSilentPeersOnly() async throws {
-        let clock = ManualTestClock()
-        let tracker = Tracker(configuration: TrackerConfiguration(peerLifetime: 60, shardCount: 4), clock: clock)
-        _ = try await tracker.announce(makeRequest(torrent: 1, peer: 1))
-        _ = try await tracker.announce(makeRequest(torrent: 2, peer: 2))
-        clock.advance(seconds: 50)
-        _ = try await tracker.announce(makeRequest(torrent: 1, peer: 3))
-        #expect(tracker.collectGarbage() == 0)
-        clock.advance(seconds: 20)
-        #expect(tracker.collectGarbage() == 2)
-        let census = tracker.peerStore.census()
-        #expect(census.swarms == 1)
-        #expect(census.leechers == 1)
-    }
+  @Test func garbageCollectionDropsSilentPeersOnly() async throws {
+    let clock = ManualTestClock()
+    let tracker = Tracker(
+      configuration: TrackerConfiguration(peerLifetime: 60, shardCount: 4), clock: clock)
+    _ = try await tracker.announce(makeRequest(torrent: 1, peer: 1))
+    _ = try await tracker.announce(makeRequest(torrent: 2, peer: 2))
+    clock.advance(seconds: 50)
+    _ = try await tracker.announce(makeRequest(torrent: 1, peer: 3))
+    #expect(tracker.collectGarbage() == 0)
+    clock.advance(seconds: 20)
+    #expect(tracker.collectGarbage() == 2)
+    let census = tracker.peerStore.census()
+    #expect(census.swarms == 1)
+    #expect(census.leechers == 1)
+  }
 
-    @Test func scrapeRejectsEmptyAndOversizedRequests() async {
-        let tracker = Tracker(configuration: TrackerConfiguration(maxScrapeInfoHashes: 2))
-        let hash = InfoHash(Array(repeating: 9, count: 20))!
-        await #expect(throws: TrackerFailure.self) {
-            try await tracker.scrape(ScrapeRequest(infoHashes: [], clientAddress: .v4(1)))
-        }
-        await #expect(throws: TrackerFailure.self) {
-            try await tracker.scrape(ScrapeRequest(infoHashes: [hash, hash, hash], clientAddress: .v4(1)))
-        }
+  @Test func scrapeRejectsEmptyAndOversizedRequests() async {
+    let tracker = Tracker(configuration: TrackerConfiguration(maxScrapeInfoHashes: 2))
+    let hash = InfoHash(Array(repeating: 9, count: 20))!
+    await #expect(throws: TrackerFailure.self) {
+      try await tracker.scrape(ScrapeRequest(infoHashes: [], clientAddress: .v4(1)))
     }
+    await #expect(throws: TrackerFailure.self) {
+      try await tracker.scrape(
+        ScrapeRequest(infoHashes: [hash, hash, hash], clientAddress: .v4(1)))
+    }
+  }
 
-    @Test func lowestSeederCountSurvivesStateFlips() async throws {
-        let tracker = Tracker()
-        _ = try await tracker.announce(makeRequest(peer: 1, left: 10))
-        _ = try await tracker.announce(makeRequest(peer: 1, left: 0))
-        _ = try await tracker.announce(makeRequest(peer: 1, left: 0))
-        let response = try await tracker.announce(makeRequest(peer: 2, left: 10))
-        #expect(response.complete == 1)
-        #expect(response.incomplete == 1)
-    }
+  @Test func lowestSeederCountSurvivesStateFlips() async throws {
+    let tracker = Tracker()
+    _ = try await tracker.announce(makeRequest(peer: 1, left: 10))
+    _ = try await tracker.announce(makeRequest(peer: 1, left: 0))
+    _ = try await tracker.announce(makeRequest(peer: 1, left: 0))
+    let response = try await tracker.announce(makeRequest(peer: 2, left: 10))
+    #expect(response.complete == 1)
+    #expect(response.incomplete == 1)
+  }
 }

@@ -114,8 +114,13 @@ struct OpenFile: Sendable {
     }
   }
 
-  /// Releases the descriptor (and with it the lock).
+  /// Releases the lock and the descriptor.
+  ///
+  /// The explicit unlock matters: a child process spawned by another thread
+  /// holds a copy of the descriptor until its `exec`, and `close` alone would
+  /// leave the lock held through that copy, refusing an immediate reopen.
   func release() {
+    _ = flock(descriptor, LOCK_UN)
     _ = close(descriptor)
   }
 }

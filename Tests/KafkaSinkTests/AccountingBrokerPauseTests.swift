@@ -136,6 +136,9 @@ import Tracker
         "accounting broker pause test: \(Int(aborted)) transactions aborted, "
           + "\(Int(replaced)) producers replaced")
 
+      try await AbortFilteringProbe.closeStaleTransactions(
+        transactionalID: sinkConfiguration.transactionalID, bootstrap: broker.bootstrap,
+        filtersAborted: filtersAborted)
       let consumer = try await TestConsumer(topic: topic, bootstrap: broker.bootstrap)
       let audit = DeliveryAudit(
         try await consumer.read(distinctOrigins: deltaCount, timeout: .seconds(120)))

@@ -72,6 +72,9 @@ import Testing
         "the failed transaction was aborted, by an abort or by a new producer")
       #expect(metrics.counter("privtrak_kafka_batches_committed_total") == 30)
 
+      try await AbortFilteringProbe.closeStaleTransactions(
+        transactionalID: configuration.transactionalID, bootstrap: broker.bootstrap,
+        filtersAborted: filtersAborted)
       let published = batches.flatMap(\.deltas)
       let consumer = try await TestConsumer(topic: topic, bootstrap: broker.bootstrap)
       let audit = DeliveryAudit(try await consumer.read(distinctOrigins: published.count))

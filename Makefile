@@ -29,7 +29,7 @@ broker-stop:
 	scripts/broker stop $(BROKER_PORT)
 
 test-swift:
-	. scripts/env.sh && KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(BROKER_PORT)} swift test $(SWIFT_TEST_FLAGS)
+	. scripts/env.sh && KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(BROKER_PORT)} scripts/swift-test $(SWIFT_TEST_FLAGS)
 
 test-python:
 	python3 -m pytest -q tests/python

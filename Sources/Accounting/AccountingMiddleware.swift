@@ -288,6 +288,8 @@ public final class AccountingMiddleware: PreHook, Sendable {
         shard: shard, now: UInt32(clamping: milliseconds / 1000), nowMilliseconds: milliseconds,
         users: &users)
       sweepDuration += ContinuousClock.now - started
+      // An atomic load: cheap enough to keep the gauge fresh at every step.
+      metrics.entries.record(store.count)
       shard += 1
       if shard == store.shardCount {
         finishSweep(duration: sweepDuration, users: users)

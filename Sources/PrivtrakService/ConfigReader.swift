@@ -164,12 +164,24 @@ struct ConfigReader {
 
   /// Every `prefix.<name>` key (file and environment), consumed, with the
   /// remainder of the key as name: for free-form maps like `kafka.properties`.
+  ///
+  /// In the environment, `PRIVTRAK_KAFKA_PROPERTIES_SASL_PASSWORD` sets
+  /// `sasl.password`: the rest of the variable name, lowercased, with `_`
+  /// read as `.` (so secrets can come from a Kubernetes Secret). The
+  /// environment wins over the file.
   mutating func map(withPrefix prefix: String) throws(ConfigurationError) -> [String: String] {
     var result: [String: String] = [:]
     for key in root.keys where key.hasPrefix(prefix + ".") {
       consumed.insert(key)
       guard let value = root[key]?.string else { throw fail(key, "expected a single value") }
       result[String(key.dropFirst(prefix.count + 1))] = value
+    }
+    let environmentPrefix = Self.environmentName(for: prefix) + "_"
+    for (variable, value) in environment where variable.hasPrefix(environmentPrefix) {
+      let name = String(
+        variable.dropFirst(environmentPrefix.count).lowercased().map { $0 == "_" ? "." : $0 })
+      guard !name.isEmpty else { continue }
+      result[name] = value
     }
     return result
   }

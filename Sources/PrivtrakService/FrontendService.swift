@@ -16,6 +16,8 @@ struct FrontendService: Service, CustomStringConvertible {
   let group: any EventLoopGroup
   let logger: Logger
   let onBound: @Sendable (SocketAddress) -> Void
+  /// Called when graceful shutdown begins, before the frontend stops.
+  let onDraining: @Sendable () -> Void
 
   var description: String { "\(name) frontend" }
 
@@ -24,6 +26,7 @@ struct FrontendService: Service, CustomStringConvertible {
     onBound(address)
     logger.notice("\(name) frontend listening", metadata: ["address": "\(address.hostAndPort)"])
     try? await gracefulShutdown()
+    onDraining()
     logger.notice("\(name) frontend stopping")
     try await frontend.shutdown()
   }

@@ -3,28 +3,28 @@ import ServiceLifecycle
 import Tracker
 
 /// Periodically drops peers silent for longer than the peer lifetime, one
-/// shard at a time so no lock is held for long.
-public struct PeerGarbageCollector: Service {
+/// shard at a time so no lock is held for long, then refreshes the swarm
+/// gauges.
+struct PeerGarbageCollector: Service {
   let tracker: Tracker
   let interval: Duration
+  let metrics: TrackerMetrics
   let logger: Logger
 
-  /// Creates the collector.
-  public init(tracker: Tracker, interval: Duration, logger: Logger) {
-    self.tracker = tracker
-    self.interval = interval
-    self.logger = logger
-  }
-
   /// Runs until graceful shutdown or cancellation.
-  public func run() async throws {
+  func run() async throws {
+    metrics.recordCensus(of: tracker)
     while !Task.isCancelled && !Task.isShuttingDownGracefully {
       do {
         try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
       } catch {
         return
       }
+      let start = ContinuousClock.now
       let removed = tracker.collectGarbage()
+      metrics.gcDuration.recordInterval(since: start)
+      metrics.expired.increment(by: removed)
+      metrics.recordCensus(of: tracker)
       if removed > 0 {
         logger.debug("peer GC removed silent peers", metadata: ["removed": "\(removed)"])
       }

@@ -3,8 +3,10 @@ import FileSink
 import Frontends
 import KafkaSink
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 import Tracker
@@ -19,9 +21,25 @@ import Tracker
 public final class PrivtrakServer: Sendable {
   /// The validated configuration.
   public let configuration: ServiceConfiguration
+  /// Where every metric of this server is registered; `/metrics` emits it.
+  public let metricsRegistry: PrometheusCollectorRegistry
+  /// What `/readyz` reports.
+  public let readiness = Readiness()
+  private let metricsFactory: any MetricsFactory
   private let logger: Logger
   private let boundAddresses = Mutex<[String: SocketAddress]>([:])
   private let kafkaSink = Mutex<KafkaSink?>(nil)
+  private let serviceGroup = Mutex<ServiceGroup?>(nil)
+
+  /// Latency buckets for every duration histogram: fine below a millisecond,
+  /// where announces should be, up to the back-pressure wait range.
+  static let durationBuckets: [Duration] = [
+    .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+    .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10),
+    .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+    .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+    .seconds(30),
+  ]
 
   static func hostName() -> String {
     var buffer = [CChar](repeating: 0, count: 256)
@@ -29,9 +47,19 @@ public final class PrivtrakServer: Sendable {
     return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 
-  /// Creates a server; nothing runs until ``run()``.
-  public init(configuration: ServiceConfiguration, logger: Logger? = nil) {
+  /// Creates a server; nothing runs until ``run()``. Its metrics go to
+  /// `metricsRegistry` (a fresh one by default, so that several servers in
+  /// one process never share counters).
+  public init(
+    configuration: ServiceConfiguration,
+    metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+    logger: Logger? = nil
+  ) {
     self.configuration = configuration
+    self.metricsRegistry = metricsRegistry
+    var factory = PrometheusMetricsFactory(registry: metricsRegistry)
+    factory.defaultDurationHistogramBuckets = Self.durationBuckets
+    self.metricsFactory = factory
     var defaultLogger = Logger(label: "privtrak")
     defaultLogger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
     self.logger = logger ?? defaultLogger
@@ -44,6 +72,31 @@ public final class PrivtrakServer: Sendable {
 
   /// Runs until SIGTERM/SIGINT, then stops accepting, drains and returns.
   public func run() async throws {
+    var admin: AdminServer?
+    if let listen = configuration.adminListen {
+      // Started first and stopped last: liveness answers during a slow sink
+      // start, and the drain can be watched.
+      let server = AdminServer(
+        host: listen.host, port: listen.port, registry: metricsRegistry, readiness: readiness,
+        logger: logger)
+      let address = try await server.start()
+      boundAddresses.withLock { $0["admin"] = address }
+      admin = server
+    }
+    do {
+      try await runServices()
+    } catch {
+      await admin?.shutdown()
+      throw error
+    }
+    await admin?.shutdown()
+  }
+
+  private func runServices() async throws {
+    var expectedFrontends: [String] = []
+    if configuration.httpListen != nil { expectedFrontends.append("http") }
+    if configuration.udpListen != nil { expectedFrontends.append("udp") }
+    readiness.expect(frontends: expectedFrontends)
     var preHooks: [any PreHook] = []
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
     if configuration.accountingEnabled {
@@ -51,23 +104,29 @@ public final class PrivtrakServer: Sendable {
       let middleware = await AccountingMiddleware(
         configuration: configuration.accounting, sink: sink,
         snapshotStore: configuration.snapshotPath.map { FileSnapshotStore(path: $0) },
-        logger: logger)
+        metricsFactory: metricsFactory, logger: logger)
       preHooks.append(middleware)
       services.append(.init(service: AccountingService(middleware: middleware)))
     }
+    let sink = kafkaSink.withLock { $0 }
+    readiness.sinkStarted(
+      check: sink.map { sink in
+        { @Sendable in sink.isReady ? nil : "Kafka sink \(sink.state)" }
+      })
     let tracker = Tracker(configuration: configuration.tracker, preHooks: preHooks)
     let group = MultiThreadedEventLoopGroup.singleton
     services.append(
       .init(
         service: PeerGarbageCollector(
-          tracker: tracker, interval: configuration.gcInterval, logger: logger)))
+          tracker: tracker, interval: configuration.gcInterval,
+          metrics: TrackerMetrics(factory: metricsFactory), logger: logger)))
     if let listen = configuration.httpListen {
       let http = HTTPFrontend(
         configuration: HTTPFrontendConfiguration(
           host: listen.host, port: listen.port, idleTimeout: configuration.httpIdleTimeout,
           maxConnections: configuration.httpMaxConnections,
           trustedProxies: configuration.trustedProxies),
-        tracker: tracker, logger: logger)
+        tracker: tracker, metricsFactory: metricsFactory, logger: logger)
       services.append(.init(service: frontendService("http", http, group: group)))
     }
     if let listen = configuration.udpListen {
@@ -75,7 +134,7 @@ public final class PrivtrakServer: Sendable {
         configuration: UDPFrontendConfiguration(
           host: listen.host, port: listen.port,
           connectionIDSecret: configuration.udpConnectionIDSecret),
-        tracker: tracker, logger: logger)
+        tracker: tracker, metricsFactory: metricsFactory, logger: logger)
       services.append(.init(service: frontendService("udp", udp, group: group)))
     }
     // Frontends are last so that they are shut down first: no announce
@@ -88,8 +147,15 @@ public final class PrivtrakServer: Sendable {
       metadata: [
         "sink": "\(configuration.sink)", "accounting": "\(configuration.accountingEnabled)",
       ])
+    self.serviceGroup.withLock { $0 = serviceGroup }
     try await serviceGroup.run()
     logger.notice("privtrak stopped")
+  }
+
+  /// Starts the same graceful shutdown as SIGTERM: stop accepting, drain,
+  /// snapshot; ``run()`` then returns. For embedding and tests.
+  public func triggerGracefulShutdown() async {
+    await serviceGroup.withLock { $0 }?.triggerGracefulShutdown()
   }
 
   private func makeSink() async throws -> any DeltaSink {
@@ -122,7 +188,8 @@ public final class PrivtrakServer: Sendable {
           "bootstrap": "\(bootstrap)", "topic": "\(topic)",
           "transactional_id": "\(transactionalID)",
         ])
-      let sink = try await KafkaSink.start(configuration: kafka, logger: logger)
+      let sink = try await KafkaSink.start(
+        configuration: kafka, logger: logger, metricsFactory: metricsFactory)
       kafkaSink.withLock { $0 = sink }
       return sink
     }
@@ -131,10 +198,13 @@ public final class PrivtrakServer: Sendable {
   private func frontendService(
     _ name: String, _ frontend: any TrackerFrontend, group: any EventLoopGroup
   ) -> FrontendService {
-    FrontendService(name: name, frontend: frontend, group: group, logger: logger) {
-      [self] address in
-      boundAddresses.withLock { $0[name] = address }
-    }
+    FrontendService(
+      name: name, frontend: frontend, group: group, logger: logger,
+      onBound: { [self] address in
+        boundAddresses.withLock { $0[name] = address }
+        readiness.frontendListening(name)
+      },
+      onDraining: { [readiness] in readiness.startDraining() })
   }
 }
 

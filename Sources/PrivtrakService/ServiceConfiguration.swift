@@ -58,6 +58,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
   public var httpIdleTimeout: Duration
   /// UDP listener (`nil` disables UDP).
   public var udpListen: ListenAddress?
+  /// Admin listener for `/metrics`, `/healthz`, `/readyz` (`nil` disables it).
+  public var adminListen: ListenAddress?
   /// Hex secret for UDP connection ids; random per process when empty.
   public var udpConnectionIDSecret: [UInt8]?
   /// Swarm policy.
@@ -84,6 +86,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     httpListen: ListenAddress(host: "127.0.0.1", port: 6969), trustedProxies: [],
     httpMaxConnections: 10_000,
     httpIdleTimeout: .seconds(30), udpListen: ListenAddress(host: "127.0.0.1", port: 6969),
+    adminListen: ListenAddress(host: "127.0.0.1", port: 9090),
     udpConnectionIDSecret: nil, tracker: TrackerConfiguration(), gcInterval: .seconds(60),
     sink: .file(path: "privtrak-deltas.ptdl"), fileFsync: .everyBatch, accountingEnabled: true,
     accounting: AccountingConfiguration(), kafka: KafkaSettings(),
@@ -111,6 +114,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     config.httpIdleTimeout = try reader.seconds("http.idle_timeout_s", default: 30, minimum: 0.1)
 
     config.udpListen = try listen(&reader, "udp.listen", default: config.udpListen)
+    config.adminListen = try listen(&reader, "admin.listen", default: config.adminListen)
     let secret = try reader.string("udp.connection_id_secret", default: "")
     if !secret.isEmpty {
       guard secret.count >= 32, let bytes = Hex.decode(secret) else {

@@ -68,6 +68,13 @@ extension Privtrak {
 
     @Option(
       name: .long,
+      help:
+        "Admin listen address for /metrics, /healthz, /readyz, or 'off' (overrides admin.listen)."
+    )
+    var admin: String?
+
+    @Option(
+      name: .long,
       help: "Delta sink: file:PATH, kafka://HOST:PORT/TOPIC or none (overrides sink.url).")
     var sink: String?
 
@@ -78,6 +85,9 @@ extension Privtrak {
       }
       if let udp {
         configuration.udpListen = try parseListen(udp, flag: "--udp")
+      }
+      if let admin {
+        configuration.adminListen = try parseListen(admin, flag: "--admin")
       }
       if let sink {
         guard let url = ServiceConfiguration.SinkURL(parsing: sink) else {
@@ -110,7 +120,7 @@ extension Privtrak {
       do {
         let configuration = try loadConfiguration(path: file)
         print(
-          "\(file): OK (http \(configuration.httpListen?.description ?? "off"), udp \(configuration.udpListen?.description ?? "off"), sink \(configuration.sink))"
+          "\(file): OK (http \(configuration.httpListen?.description ?? "off"), udp \(configuration.udpListen?.description ?? "off"), admin \(configuration.adminListen?.description ?? "off"), sink \(configuration.sink))"
         )
       } catch let error as ConfigurationError {
         FileHandleStandardError.write(error.description)

@@ -37,6 +37,33 @@ import Testing
     #expect(config.logLevel == "debug")
   }
 
+  @Test func adminListenAndKafkaPropertiesFromFileAndEnvironment() throws {
+    let yaml = """
+      admin:
+        listen: 0.0.0.0:9191
+      kafka:
+        properties:
+          security.protocol: SASL_SSL
+          sasl.username: tracker
+      """
+    let config = try ServiceConfiguration.parse(
+      yaml: yaml, file: "prod.yaml",
+      environment: [
+        "PRIVTRAK_KAFKA_PROPERTIES_SASL_PASSWORD": "from-a-secret",
+        "PRIVTRAK_KAFKA_PROPERTIES_SASL_USERNAME": "override",
+        "PRIVTRAK_KAFKA_LINGER_MS": "7",
+      ])
+    #expect(config.adminListen == ListenAddress(host: "0.0.0.0", port: 9191))
+    #expect(
+      config.kafka.properties == [
+        "security.protocol": "SASL_SSL", "sasl.username": "override",
+        "sasl.password": "from-a-secret",
+      ])
+    #expect(config.kafka.lingerMilliseconds == 7)
+    #expect(
+      try ServiceConfiguration.parse(yaml: "admin:\n  listen: off\n", file: "f").adminListen == nil)
+  }
+
   @Test(arguments: [
     ("tracker:\n  announce_interval_s: soon\n", "tracker.announce_interval_s", "bad.yaml line 2"),
     ("tracker:\n  announce_interval_s: 5\n", "tracker.announce_interval_s", "bad.yaml line 2"),

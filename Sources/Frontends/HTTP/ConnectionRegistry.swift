@@ -1,3 +1,4 @@
+import Metrics
 import NIOCore
 import Synchronization
 
@@ -9,26 +10,33 @@ final class ConnectionRegistry: Sendable {
 
   let limit: Int
   private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+  /// `privtrak_http_connections`: open connections, set on every change.
+  private let openConnections: Gauge?
 
-  init(limit: Int) {
+  init(limit: Int, openConnections: Gauge? = nil) {
     self.limit = limit
+    self.openConnections = openConnections
   }
 
   /// Registers `channel` unless the limit is reached; registered channels
   /// leave the registry when they close.
   func admit(_ channel: any Channel) -> Bool {
     let id = ObjectIdentifier(channel)
-    let admitted = channels.withLock { channels in
-      guard channels.count < limit else { return false }
+    let admitted: Int? = channels.withLock { channels in
+      guard channels.count < limit else { return nil }
       channels[id] = channel
-      return true
+      return channels.count
     }
-    if admitted {
-      channel.closeFuture.whenComplete { [self] _ in
-        _ = channels.withLock { $0.removeValue(forKey: id) }
+    guard let admitted else { return false }
+    openConnections?.record(admitted)
+    channel.closeFuture.whenComplete { [self] _ in
+      let remaining = channels.withLock { channels in
+        channels.removeValue(forKey: id)
+        return channels.count
       }
+      openConnections?.record(remaining)
     }
-    return admitted
+    return true
   }
 
   /// Open connections now.

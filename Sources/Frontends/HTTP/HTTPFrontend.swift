@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -21,14 +22,22 @@ public final class HTTPFrontend: Sendable {
   private let tracker: Tracker
   private let logger: Logger
   private let connections: ConnectionRegistry
+  private let metrics: FrontendMetrics
   private let serverChannel = Mutex<(any Channel)?>(nil)
 
-  /// Creates a frontend that answers with `tracker`; nothing listens until ``start(group:)``.
-  public init(configuration: HTTPFrontendConfiguration, tracker: Tracker, logger: Logger) {
+  /// Creates a frontend that answers with `tracker`; nothing listens until
+  /// ``start(group:)``. Request metrics go to `metricsFactory`.
+  public init(
+    configuration: HTTPFrontendConfiguration, tracker: Tracker,
+    metricsFactory: any MetricsFactory = MetricsSystem.factory, logger: Logger
+  ) {
     self.configuration = configuration
+    self.metrics = FrontendMetrics(protocol: "http", factory: metricsFactory)
     self.tracker = tracker
     self.logger = logger
-    self.connections = ConnectionRegistry(limit: max(1, configuration.maxConnections))
+    self.connections = ConnectionRegistry(
+      limit: max(1, configuration.maxConnections),
+      openConnections: Gauge(label: "privtrak_http_connections", factory: metricsFactory))
   }
 
   /// Binds and starts accepting connections on `group`'s event loops.
@@ -41,6 +50,7 @@ public final class HTTPFrontend: Sendable {
     let tracker = tracker
     let logger = logger
     let connections = connections
+    let metrics = metrics
     let parser = HTTPAnnounceParser(acceptClientSuppliedIP: configuration.acceptClientSuppliedIP)
     let resolver = ClientAddressResolver(trustedProxies: configuration.trustedProxies)
     let decoderLimits = Self.decoderLimits(configuration)
@@ -75,7 +85,8 @@ public final class HTTPFrontend: Sendable {
             HTTPTrackerHandler(
               tracker: tracker, parser: parser, resolver: resolver,
               maxURLLength: configuration.maxURLLength,
-              maxPipelinedRequests: configuration.maxPipelinedRequests, logger: logger))
+              maxPipelinedRequests: configuration.maxPipelinedRequests, metrics: metrics,
+              logger: logger))
         }
       }
     let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()

@@ -42,6 +42,7 @@ final class HTTPTrackerHandler: ChannelDuplexHandler {
   private let resolver: ClientAddressResolver
   private let maxURLLength: Int
   private let maxPipelinedRequests: Int
+  private let metrics: FrontendMetrics
   private let logger: Logger
 
   private var context: ChannelHandlerContext?
@@ -58,8 +59,9 @@ final class HTTPTrackerHandler: ChannelDuplexHandler {
   init(
     tracker: Tracker, parser: HTTPAnnounceParser, resolver: ClientAddressResolver,
     maxURLLength: Int,
-    maxPipelinedRequests: Int, logger: Logger
+    maxPipelinedRequests: Int, metrics: FrontendMetrics, logger: Logger
   ) {
+    self.metrics = metrics
     self.tracker = tracker
     self.parser = parser
     self.resolver = resolver
@@ -109,12 +111,14 @@ final class HTTPTrackerHandler: ChannelDuplexHandler {
     guard !closing else { return }
     let keepAlive = head.isKeepAlive
     if requestHasBody {
+      metrics.rejected(.malformed)
       // Body bytes would confuse the head scanner; a tracker never needs them.
       enqueue(
         .failure(.badRequest, "request body not allowed", forceClose: true), head, keepAlive: false)
       return
     }
     guard head.method == .GET else {
+      metrics.rejected(.malformed)
       // A HEAD client expects no body, so the one we send must end the connection.
       var reply = HTTPTrackerReply.failure(
         .methodNotAllowed, "method not allowed: use GET", forceClose: head.method == .HEAD)
@@ -123,12 +127,14 @@ final class HTTPTrackerHandler: ChannelDuplexHandler {
       return
     }
     guard head.uri.utf8.count <= maxURLLength else {
+      metrics.rejected(.malformed)
       enqueue(
         .failure(.uriTooLong, "request URL too long", forceClose: true), head, keepAlive: false)
       return
     }
     if peerAddress == nil { peerAddress = context.channel.remoteAddress?.trackerIPAddress }
     guard let peerAddress else {
+      metrics.rejected(.malformed)
       enqueue(
         .failure(.internalServerError, "no client address", forceClose: true), head,
         keepAlive: false)
@@ -141,35 +147,45 @@ final class HTTPTrackerHandler: ChannelDuplexHandler {
           peer: peerAddress, forwardedFor: head.headers["x-forwarded-for"],
           realIP: head.headers.first(name: "x-real-ip"))
       } catch {
+        metrics.rejected(.malformed)
         enqueue(.failure(.ok, error.reason), head, keepAlive: keepAlive)
         return
       }
     }
     switch parser.parse(target: head.uri, clientAddress: clientAddress) {
     case .notFound:
+      metrics.rejected(.notFound)
       enqueue(.failure(.notFound, "unknown path"), head, keepAlive: keepAlive)
     case .failure(let failure):
+      metrics.rejected(.malformed)
       logger.debug("rejected HTTP request", metadata: ["reason": "\(failure.reason)"])
       enqueue(.failure(.ok, failure.reason), head, keepAlive: keepAlive)
     case .announce(let request):
       let sequence = enqueue(nil, head, keepAlive: keepAlive)
-      let tracker = tracker
+      let (tracker, metrics) = (tracker, metrics)
       run(sequence: sequence, context: context) {
+        let start = ContinuousClock.now
         do throws(TrackerFailure) {
           let response = try await tracker.announce(request)
+          metrics.succeeded(.announce, since: start)
           return HTTPTrackerBody.announce(
             response, compact: request.compact, noPeerID: request.noPeerID)
         } catch {
+          metrics.failed(.announce, error.kind, since: start)
           return HTTPTrackerBody.failure(error.reason, retryInMinutes: error.retryInMinutes)
         }
       }
     case .scrape(let request):
       let sequence = enqueue(nil, head, keepAlive: keepAlive)
-      let tracker = tracker
+      let (tracker, metrics) = (tracker, metrics)
       run(sequence: sequence, context: context) {
+        let start = ContinuousClock.now
         do throws(TrackerFailure) {
-          return HTTPTrackerBody.scrape(try await tracker.scrape(request))
+          let body = HTTPTrackerBody.scrape(try await tracker.scrape(request))
+          metrics.succeeded(.scrape, since: start)
+          return body
         } catch {
+          metrics.failed(.scrape, error.kind, since: start)
           return HTTPTrackerBody.failure(error.reason, retryInMinutes: error.retryInMinutes)
         }
       }

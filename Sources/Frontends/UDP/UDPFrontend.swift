@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -24,16 +25,19 @@ public final class UDPFrontend: Sendable {
   /// The connection-id generator (its clock is injectable for tests).
   public let connectionIDs: UDPConnectionIDs
   private let tracker: Tracker
+  private let metrics: FrontendMetrics
   private let logger: Logger
   private let channels = Mutex<[any Channel]>([])
 
   /// Creates a frontend answering with `tracker`. Connection ids read time
-  /// from `clock`, by default the tracker's own clock.
+  /// from `clock`, by default the tracker's own clock. Request metrics go to
+  /// `metricsFactory`.
   public init(
     configuration: UDPFrontendConfiguration, tracker: Tracker, clock: (any TrackerClock)? = nil,
-    logger: Logger
+    metricsFactory: any MetricsFactory = MetricsSystem.factory, logger: Logger
   ) {
     self.configuration = configuration
+    self.metrics = FrontendMetrics(protocol: "udp", factory: metricsFactory)
     self.tracker = tracker
     self.logger = logger
     self.connectionIDs = UDPConnectionIDs(
@@ -84,6 +88,7 @@ public final class UDPFrontend: Sendable {
     let connectionIDs = connectionIDs
     let configuration = configuration
     let logger = logger
+    let metrics = metrics
     var bootstrap = DatagramBootstrap(group: group)
       .channelOption(.socketOption(.so_reuseaddr), value: 1)
       .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
@@ -94,7 +99,8 @@ public final class UDPFrontend: Sendable {
             UDPTrackerHandler(
               tracker: tracker, connectionIDs: connectionIDs,
               maxInFlightRequests: max(1, configuration.maxInFlightRequests),
-              acceptClientSuppliedIP: configuration.acceptClientSuppliedIP, logger: logger))
+              acceptClientSuppliedIP: configuration.acceptClientSuppliedIP, metrics: metrics,
+              logger: logger))
         }
       }
     if reusePort {

@@ -15,6 +15,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
   private let connectionIDs: UDPConnectionIDs
   private let maxInFlightRequests: Int
   private let acceptClientSuppliedIP: Bool
+  private let metrics: FrontendMetrics
   private let logger: Logger
   private var context: ChannelHandlerContext?
   private var inFlight = 0
@@ -22,9 +23,10 @@ final class UDPTrackerHandler: ChannelInboundHandler {
 
   init(
     tracker: Tracker, connectionIDs: UDPConnectionIDs, maxInFlightRequests: Int,
-    acceptClientSuppliedIP: Bool,
+    acceptClientSuppliedIP: Bool, metrics: FrontendMetrics,
     logger: Logger
   ) {
+    self.metrics = metrics
     self.tracker = tracker
     self.connectionIDs = connectionIDs
     self.maxInFlightRequests = maxInFlightRequests
@@ -52,6 +54,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
     switch UDPPacketCodec.Action(rawValue: header.action) {
     case .connect:
       guard header.connectionID == UDPPacketCodec.protocolID else {
+        metrics.failed(.connect, .badRequest)
         replyError(
           header, "bad protocol id", to: remote, requestLength: packet.readableBytes,
           context: context)
@@ -61,10 +64,12 @@ final class UDPTrackerHandler: ChannelInboundHandler {
       UDPPacketCodec.writeConnect(
         transactionID: header.transactionID,
         connectionID: connectionIDs.make(for: client), into: &buffer)
+      metrics.succeeded(.connect)
       send(buffer, to: remote, context: context)
 
     case .announce, .scrape:
       guard connectionIDs.isValid(header.connectionID, for: client) else {
+        metrics.rejected(.badConnectionID)
         replyError(
           header, "bad connection id", to: remote, requestLength: packet.readableBytes,
           context: context)
@@ -72,6 +77,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
       }
       // Verified from here on: full-size answers are allowed.
       guard inFlight < maxInFlightRequests else {
+        metrics.rejected(.overload)
         logger.debug("UDP request dropped: too many in flight")
         return
       }
@@ -79,6 +85,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
       do throws(TrackerFailure) {
         work = try makeWork(header: header, packet: packet, client: client)
       } catch {
+        metrics.rejected(.malformed)
         logger.debug("rejected UDP request", metadata: ["reason": "\(error.reason)"])
         replyError(header, error.reason, to: remote, requestLength: nil, context: context)
         return
@@ -95,6 +102,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
       }
 
     case .error, nil:
+      metrics.rejected(.malformed)
       let verified = connectionIDs.isValid(header.connectionID, for: client)
       replyError(
         header, "unknown action: \(header.action)", to: remote,
@@ -108,8 +116,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
     throws(TrackerFailure)
     -> @Sendable (inout ByteBuffer) async -> Void
   {
-    let tracker = tracker
-    let logger = logger
+    let (tracker, logger, metrics) = (tracker, logger, metrics)
     let transactionID = header.transactionID
     if header.action == UDPPacketCodec.Action.announce.rawValue {
       let request = try UDPPacketCodec.parseAnnounce(
@@ -118,11 +125,14 @@ final class UDPTrackerHandler: ChannelInboundHandler {
         logger.trace("UDP announce", metadata: ["passkey": "\(redactedPasskey(passkey))"])
       }
       return { buffer in
+        let start = ContinuousClock.now
         do throws(TrackerFailure) {
           let response = try await tracker.announce(request)
+          metrics.succeeded(.announce, since: start)
           UDPPacketCodec.writeAnnounce(
             response, transactionID: transactionID, ipv6: client.isIPv6, into: &buffer)
         } catch {
+          metrics.failed(.announce, error.kind, since: start)
           logger.debug("UDP announce failed", metadata: ["reason": "\(error.reason)"])
           UDPPacketCodec.writeError(
             transactionID: transactionID, message: error.reason, into: &buffer)
@@ -131,10 +141,13 @@ final class UDPTrackerHandler: ChannelInboundHandler {
     }
     let request = try UDPPacketCodec.parseScrape(packet, client: client)
     return { buffer in
+      let start = ContinuousClock.now
       do throws(TrackerFailure) {
         let response = try await tracker.scrape(request)
+        metrics.succeeded(.scrape, since: start)
         UDPPacketCodec.writeScrape(response, transactionID: transactionID, into: &buffer)
       } catch {
+        metrics.failed(.scrape, error.kind, since: start)
         UDPPacketCodec.writeError(
           transactionID: transactionID, message: error.reason, into: &buffer)
       }

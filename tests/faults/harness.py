@@ -222,7 +222,8 @@ class Broker:
         if self.proc.poll() is not None:
             raise AssertionError(f"Tansu exited with {self.proc.returncode}\n{self.describe()}")
         from confluent_kafka.admin import AdminClient
-        md = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=1)
+        # log_level 0: refused connects while Tansu starts are expected, not news.
+        md = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0}).list_topics(timeout=1)
         return bool(md.brokers)
 
     def create_topic(self, topic: str, partitions: int = 3) -> None:
@@ -297,6 +298,21 @@ class S3Store:
 # --------------------------------------------------------------------------
 
 PROBE_PASSKEY = "f" * 32
+_ADMIN_SUPPORTED: Dict[str, bool] = {}
+
+
+def admin_supported(binary: str) -> bool:
+    """Whether this build knows `admin.listen` (/healthz, /readyz, /metrics).
+    Every tracker gets its own admin port when it does: the default 9090
+    would collide between instances."""
+    if binary not in _ADMIN_SUPPORTED:
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write(f"admin:\n  listen: {HOST}:{free_port()}\n")
+            f.flush()
+            rc = subprocess.run([binary, "check-config", f.name], capture_output=True, env=runtime_env()).returncode
+        _ADMIN_SUPPORTED[binary] = rc == 0
+    return _ADMIN_SUPPORTED[binary]
 
 
 class Tracker:
@@ -322,7 +338,9 @@ class Tracker:
         kaf.update(kafka or {})
         self.transactional_id = kaf["transactional_id"]
         self.accounting = acc
-        lines = [
+        self.admin_port = free_port() if admin_supported(binary) else None
+        admin = ["admin:", f"  listen: {HOST}:{self.admin_port}"] if self.admin_port else []
+        lines = [*admin,
             "http:", f"  listen: {HOST}:{self.http_port}", "  idle_timeout_s: 60",
             "udp:", f"  listen: {HOST}:{self.udp_port}",
             f"  connection_id_secret: {'ab' * 16}",
@@ -393,6 +411,17 @@ class Tracker:
             return None
         return wait_until(found, timeout, f"{self.name} log line containing {needle!r}", interval=0.1,
                           on_timeout=self.describe)
+
+    def admin_get(self, path: str) -> Tuple[int, str]:
+        """GET on the admin port: (status, body)."""
+        assert self.admin_port, "this privtrak build has no admin.listen"
+        c = http.client.HTTPConnection(HOST, self.admin_port, timeout=5)
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read().decode(errors="replace")
+        finally:
+            c.close()
 
     def describe(self) -> str:
         rc = None if self.proc is None else self.proc.poll()
@@ -838,3 +867,14 @@ def report(name: str, **figures) -> None:
     """One greppable line of figures per test (pytest -s shows it; -rA keeps it)."""
     text = " ".join(f"{k}={v}" for k, v in figures.items())
     print(f"\nFAULT-FIGURES {name}: {text}", flush=True)
+
+
+def close_stale_transactions(bootstrap: str, transactional_id: str) -> None:
+    """Tansu quirk (scripts/BROKER-NOTES.md): a request of a replaced producer
+    served after SIGCONT can leave a transaction open, which Kafka would
+    reject (old epoch). A new init_transactions with the same id closes it.
+    Call only after the tracker using that id has exited."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id})
+    p.init_transactions(30)
+    p.flush(5)

@@ -42,5 +42,16 @@ for dir in "$here"/overlays/*/; do
         echo "$name: kubectl not found, render skipped"
     fi
 done
+# And a broken config is refused with the promised message: key, file, line.
+broken=$(mktemp --suffix=.yaml)
+printf 'http:\n  listen: 0.0.0.0:6969\ntracker:\n  announce_interval_s: soon\n' > "$broken"
+if message=$("$bin" check-config "$broken" 2>&1); then
+    echo "FAIL broken config accepted: $message" >&2; status=1
+elif printf '%s' "$message" | grep -qF "configuration error in $broken line 4: tracker.announce_interval_s: expected an integer (seconds), got 'soon'"; then
+    echo "broken config: refused with key, file and line"
+else
+    echo "FAIL broken config: unexpected message: $message" >&2; status=1
+fi
+rm -f "$broken"
 [ $status -eq 0 ] && echo "deploy/check.sh: all overlays OK"
 exit $status

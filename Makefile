@@ -8,7 +8,7 @@ RUN_CONFIG ?= deploy/local/privtrak.yaml
 BROKER_PORT ?= 19092
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: run test setup build release test-swift test-python test-e2e test-deploy broker-start broker-stop format clean
+.PHONY: run run-kafka test setup build release test-swift test-python test-e2e test-deploy broker-start broker-stop format clean
 
 setup:
 	scripts/setup
@@ -20,7 +20,16 @@ release:
 	swift build -c release --product privtrak
 
 run: setup release
-	. scripts/env.sh && .build/release/privtrak serve --config $(RUN_CONFIG)
+	@scripts/run-banner file:privtrak-deltas.ptdl
+	. scripts/env.sh && exec .build/release/privtrak serve --config $(RUN_CONFIG)
+
+# The same with the local Kafka-protocol broker (Tansu) as the sink.
+run-kafka: setup release
+	. scripts/env.sh && scripts/broker start $(BROKER_PORT)
+	@scripts/run-banner kafka://127.0.0.1:$(BROKER_PORT)/privtrak.deltas
+	. scripts/env.sh && PRIVTRAK_KAFKA_ALLOW_TOPIC_AUTO_CREATION=true \
+		exec .build/release/privtrak serve --config $(RUN_CONFIG) \
+		--sink kafka://127.0.0.1:$(BROKER_PORT)/privtrak.deltas
 
 broker-start:
 	. scripts/env.sh && scripts/broker start $(BROKER_PORT)

@@ -8,7 +8,7 @@ import Tracker
 /// increments: no label lookup or allocation on the hot path.
 ///
 /// - `privtrak_requests_total{protocol, request, result}`: requests answered,
-///   `request` is `announce`, `scrape` or `connect`, `result` is `ok` or a
+///   `request` is `announce`, `scrape` or (UDP only) `connect`, `result` is `ok` or a
 ///   ``TrackerFailure/Kind`` (`bad_request`, `forbidden`, `retry_later`).
 /// - `privtrak_request_duration_seconds{protocol, request}`: time spent in
 ///   the tracker (hooks and peer store) per announce or scrape, including any
@@ -72,7 +72,8 @@ public struct FrontendMetrics: Sendable {
 
   private let announce: PerRequest
   private let scrape: PerRequest
-  private let connect: PerRequest
+  /// UDP only: HTTP has no connect step.
+  private let connect: PerRequest?
   private let notFound: Counter
   private let badConnectionID: Counter
   private let overload: Counter
@@ -82,7 +83,8 @@ public struct FrontendMetrics: Sendable {
   public init(protocol name: String, factory: any MetricsFactory = MetricsSystem.factory) {
     announce = PerRequest(protocol: name, request: .announce, factory: factory)
     scrape = PerRequest(protocol: name, request: .scrape, factory: factory)
-    connect = PerRequest(protocol: name, request: .connect, factory: factory)
+    connect =
+      name == "udp" ? PerRequest(protocol: name, request: .connect, factory: factory) : nil
     func rejected(_ reason: Rejection) -> Counter {
       Counter(
         label: "privtrak_requests_rejected_total",
@@ -94,7 +96,7 @@ public struct FrontendMetrics: Sendable {
     malformed = rejected(.malformed)
   }
 
-  private func metrics(_ request: Request) -> PerRequest {
+  private func metrics(_ request: Request) -> PerRequest? {
     switch request {
     case .announce: announce
     case .scrape: scrape
@@ -104,7 +106,7 @@ public struct FrontendMetrics: Sendable {
 
   /// Counts a request answered successfully, and its time in the tracker.
   func succeeded(_ request: Request, since start: ContinuousClock.Instant? = nil) {
-    let metrics = metrics(request)
+    guard let metrics = metrics(request) else { return }
     metrics.ok.increment()
     if let start { metrics.duration.recordInterval(since: start) }
   }
@@ -113,7 +115,7 @@ public struct FrontendMetrics: Sendable {
   func failed(
     _ request: Request, _ kind: TrackerFailure.Kind, since start: ContinuousClock.Instant? = nil
   ) {
-    let metrics = metrics(request)
+    guard let metrics = metrics(request) else { return }
     metrics.failures(kind).increment()
     if let start { metrics.duration.recordInterval(since: start) }
   }

@@ -878,3 +878,15 @@ def close_stale_transactions(bootstrap: str, transactional_id: str) -> None:
     p = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id})
     p.init_transactions(30)
     p.flush(5)
+
+
+def read_until_totals(bootstrap: str, topic: str, truth: Dict[str, Tuple[int, int]],
+                      timeout: float = 30.0) -> TopicContents:
+    """For a tracker that is still running: its last deltas may still sit in
+    an open batch, so re-read until the totals equal `truth` or `timeout`
+    passes (then the last contents are returned for the caller to compare)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        contents = read_topic(bootstrap, topic)
+        if not compare(truth, contents.totals()) or time.monotonic() > deadline:
+            return contents

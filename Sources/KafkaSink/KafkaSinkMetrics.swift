@@ -34,6 +34,9 @@ struct KafkaSinkMetrics: Sendable {
   let ready: Gauge
   /// 1 once fenced by another producer with the same transactional id.
   let fenced: Gauge
+  /// Messages and requests in librdkafka's queues (`rd_kafka_outq_len`),
+  /// sampled while idle: what librdkafka itself still holds.
+  let librdkafkaQueuedMessages: Gauge
 
   init(topic: String, factory: any MetricsFactory) {
     let dimensions = [("topic", topic)]
@@ -71,5 +74,6 @@ struct KafkaSinkMetrics: Sendable {
     waitingPublishers = gauge("waiting_publishers")
     ready = gauge("ready")
     fenced = gauge("fenced")
+    librdkafkaQueuedMessages = gauge("librdkafka_queued_messages")
   }
 }

@@ -258,9 +258,12 @@ final class ProducerEngine: @unchecked Sendable {
 
   // MARK: Idle, shutdown
 
-  /// Serves callbacks while no batch is in progress.
+  /// Serves callbacks while no batch is in progress, and samples
+  /// librdkafka's own queue (records produced and not yet acknowledged).
   func poll() {
-    if let client { rd_kafka_poll(client, 0) }
+    guard let client else { return }
+    rd_kafka_poll(client, 0)
+    metrics.librdkafkaQueuedMessages.record(Int(rd_kafka_outq_len(client)))
   }
 
   /// Retries stop once `milliseconds` have passed; any thread may call it.

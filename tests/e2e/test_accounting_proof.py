@@ -1,0 +1,147 @@
+"""Issue #7: real-client accounting proof over the Kafka sink.
+
+A libtorrent seeder and a libtorrent leecher, each with ITS OWN passkey in
+the announce URL of the same private torrent (two .torrent files, one info
+dict: different users, one info hash), exchange a random file on loopback
+through privtrak. privtrak publishes to a real Tansu broker; the deltas are
+read back with `privtrak tail --from kafka://... --json` (Debian's python has
+no confluent_kafka). The consumed per-user totals, after dedupe by origin,
+equal the clients' own counters as they report them to trackers: the
+seeder's user uploaded and the leecher's user downloaded. The leecher's
+`completed` announce is recorded.
+
+Needs PRIVTRAK_BIN, Tansu (scripts/setup; PRIVTRAK_TANSU or .runtime/bin/tansu)
+and librdkafka >= 2.2 (.runtime/lib, added to LD_LIBRARY_PATH here).
+Broker port 19497 (never 19092, which `make test` uses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
+
+from clients import LT_IMPORT_ERROR, make_private_torrent  # noqa: E402
+from e2e_helpers import sha256_file, wait_until, write_random_file  # noqa: E402
+from harness import Broker, Tracker, runtime_env  # noqa: E402
+
+BROKER_PORT = 19497
+PAYLOAD_SIZE = 768 * 1024
+SEEDER_PASSKEY = "5eed" * 8
+LEECHER_PASSKEY = "1eec" * 8
+
+
+def tail_deltas(binary: str, bootstrap: str, topic: str) -> list:
+    out = subprocess.run([binary, "tail", "--from", f"kafka://{bootstrap}/{topic}", "--json", "--exit-at-end"],
+                         capture_output=True, env=runtime_env(), timeout=60)
+    assert out.returncode == 0, f"privtrak tail exited {out.returncode}: {out.stderr.decode(errors='replace')}"
+    return [json.loads(line) for line in out.stdout.decode().splitlines() if line.strip()]
+
+
+def per_user(deltas: list) -> dict:
+    unique = {}
+    for d in deltas:
+        unique.setdefault((d["instance"], d["sequence"]), d)
+    totals = {}
+    for d in unique.values():
+        up, down = totals.get(d["user_id"], (0, 0))
+        totals[d["user_id"]] = (up + d["uploaded"], down + d["downloaded"])
+    return totals
+
+
+def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers):
+    binary = os.environ.get("PRIVTRAK_BIN", "").strip()
+    if not binary:
+        pytest.fail("PRIVTRAK_BIN is required", pytrace=False)
+    broker = Broker(BROKER_PORT, tmp_path)
+    tracker = None
+    try:
+        broker.start()
+        topic = "e2e-accounting-proof"
+        tracker = Tracker(binary, tmp_path, bootstrap=broker.bootstrap, topic=topic, name="proof",
+                          accounting={"emit_stopped": "true", "batch_size": 1},
+                          kafka={"allow_topic_auto_creation": "true"})
+        tracker.start()
+
+        seed_dir = tmp_path / "seed"
+        seed_dir.mkdir()
+        payload = seed_dir / "payload.bin"
+        digest = write_random_file(payload, PAYLOAD_SIZE)
+        url = lambda key: f"http://127.0.0.1:{tracker.http_port}/{key}/announce"  # noqa: E731
+        seeder_torrent, leecher_torrent = tmp_path / "seeder.torrent", tmp_path / "leecher.torrent"
+        info_hash = make_private_torrent(payload, url(SEEDER_PASSKEY), seeder_torrent)
+        assert make_private_torrent(payload, url(LEECHER_PASSKEY), leecher_torrent) == info_hash
+
+        seeder = lt_peers("seeder")
+        seeder.add_torrent(seeder_torrent, seed_dir)
+        wait_until(lambda: (seeder.pump(), seeder.is_seeding())[1], 30, "seeder to verify its data",
+                   on_timeout=seeder.describe)
+        leech_dir = tmp_path / "leech"
+        leech_dir.mkdir()
+        leecher = lt_peers("leecher")
+        leecher.add_torrent(leecher_torrent, leech_dir)
+        nudge_at = [time.monotonic() + 1]
+
+        def downloaded():
+            seeder.pump()
+            leecher.pump()
+            st = leecher.status()
+            if not st.is_seeding and st.num_peers == 0 and time.monotonic() > nudge_at[0]:
+                nudge_at[0] = time.monotonic() + 1
+                leecher.reannounce()
+                seeder.reannounce()
+            return st.is_seeding and sha256_file(leech_dir / payload.name) == digest
+
+        wait_until(downloaded, 60, "leecher to download through privtrak",
+                   on_timeout=lambda: seeder.describe() + "\n" + leecher.describe() + "\n" + tracker.describe())
+
+        # The leecher announces `completed`; then both stop, announcing their
+        # final counters (event=stopped, always recorded with emit_stopped).
+        leecher_user, seeder_user = LEECHER_PASSKEY, SEEDER_PASSKEY
+
+        def completed_seen():
+            leecher.pump()
+            return any(d["event"] == "completed" and d["user_id"] == leecher_user
+                       for d in tail_deltas(binary, broker.bootstrap, topic))
+
+        wait_until(completed_seen, 30, "the leecher's completed delta in Kafka", interval=0.3,
+                   on_timeout=tracker.describe)
+        # No payload moves between two seeds: these are the counters of the stop announce.
+        seeder.pump()
+        leecher.pump()
+        s_st, l_st = seeder.status(), leecher.status()
+        client_seeder_up, client_leecher_down = s_st.total_payload_upload, l_st.total_payload_download
+        seeder.handle.pause()
+        leecher.handle.pause()
+
+        def stopped_seen():
+            seeder.pump()
+            leecher.pump()
+            deltas = tail_deltas(binary, broker.bootstrap, topic)
+            users = {d["user_id"] for d in deltas if d["event"] == "stopped"}
+            return deltas if {leecher_user, seeder_user} <= users else None
+
+        deltas = wait_until(stopped_seen, 30, "both clients' stopped deltas in Kafka", interval=0.3,
+                            on_timeout=tracker.describe)
+        totals = per_user(deltas)
+        print(f"\nFAULT-FIGURES real-clients-kafka: seeder_client_uploaded={client_seeder_up} "
+              f"leecher_client_downloaded={client_leecher_down} kafka_seeder={totals.get(seeder_user)} "
+              f"kafka_leecher={totals.get(leecher_user)} deltas={len(deltas)} payload={PAYLOAD_SIZE}")
+        assert totals[seeder_user][0] == client_seeder_up, (totals, client_seeder_up)
+        assert totals[leecher_user][1] == client_leecher_down, (totals, client_leecher_down)
+        assert client_leecher_down >= PAYLOAD_SIZE
+        ours = [d for d in deltas if d["user_id"] in (seeder_user, leecher_user)]
+        assert all(d["info_hash"] == info_hash.hex() for d in ours), ours
+        # Readiness probes (event=stopped, recorded with emit_stopped) carry no bytes.
+        assert all(d["uploaded"] == d["downloaded"] == 0 for d in deltas if d not in ours)
+    finally:
+        if tracker is not None:
+            tracker.stop()
+        broker.stop()

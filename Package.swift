@@ -29,6 +29,7 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
   ],
   targets: [
     .target(
@@ -117,11 +118,21 @@ let package = Package(
       name: "privtrak",
       dependencies: [
         "PrivtrakService", "FileSink", "KafkaSink", "DeltaWire", "Accounting", "BitTorrent",
+        "LoadGenerator",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       // main.swift holds the @main type; with more than one source file SwiftPM
       // would otherwise compile main.swift as top-level code.
       swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]
+    ),
+    .target(
+      name: "LoadGenerator",
+      dependencies: [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "Histogram", package: "hdrhistogram-swift"),
+      ],
+      swiftSettings: strictSettings
     ),
     .executableTarget(
       name: "KafkaSinkBench",
@@ -170,6 +181,14 @@ let package = Package(
       swiftSettings: strictSettings),
     .testTarget(
       name: "PrivtrakServiceTests", dependencies: ["PrivtrakService"], swiftSettings: strictSettings
+    ),
+    .testTarget(
+      name: "LoadGeneratorTests",
+      dependencies: [
+        "LoadGenerator", "Frontends", "Tracker", "Accounting", "BitTorrent",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strictSettings
     ),
     .testTarget(name: "EndToEndTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
   ]

@@ -73,12 +73,20 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, inter
         time.sleep(interval)
 
 
+_HANDED_OUT: set = set()
+
+
 def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1."""
+    """A port free for both TCP and UDP on 127.0.0.1, never the same one twice
+    in this process (two trackers configured before either binds must not
+    get the same port)."""
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
             t.bind((HOST, 0))
             port = t.getsockname()[1]
+            if port in _HANDED_OUT:
+                continue
+            _HANDED_OUT.add(port)
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
                     u.bind((HOST, port))

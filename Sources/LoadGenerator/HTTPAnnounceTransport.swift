@@ -18,6 +18,7 @@ final class HTTPAnnounceTransport: AnnounceTransport {
     var pending = CircularBuffer<Pending>()
     var scanner = HTTPResponseScanner()
     var needsFlush = false
+    var answers = 0
   }
 
   private let configuration: LoadConfiguration
@@ -29,6 +30,9 @@ final class HTTPAnnounceTransport: AnnounceTransport {
   /// One token per free request slot: (connection, generation).
   private var freeSlots: [(Int, Int)] = []
   private var closed = false
+  /// Learnt when a server closes a connection after an answer that did not
+  /// say it would: from then on only an explicit keep-alive keeps one open.
+  private var serverClosesAfterEachAnswer = false
   private var loopBound: NIOLoopBound<HTTPAnnounceTransport>!
 
   init(
@@ -83,6 +87,7 @@ final class HTTPAnnounceTransport: AnnounceTransport {
     connection.generation += 1
     connection.closing = false
     connection.scanner.reset()
+    connection.answers = 0
     for _ in 0..<configuration.pipelineDepth { freeSlots.append((index, connection.generation)) }
     run?.countHTTPConnection()
     run?.transportHasRoom()
@@ -150,9 +155,11 @@ final class HTTPAnnounceTransport: AnnounceTransport {
     }
   }
 
-  private func finishHead(of connection: Connection, index: Int, with response: ScannedHTTPResponse) {
+  private func finishHead(of connection: Connection, index: Int, with response: ScannedHTTPResponse)
+  {
     guard let pending = connection.pending.popFirst() else { return }
-    if response.closes {
+    connection.answers += 1
+    if response.closes || (serverClosesAfterEachAnswer && !response.saysKeepAlive) {
       connection.closing = true
     } else {
       freeSlots.append((index, connection.generation))
@@ -177,7 +184,13 @@ final class HTTPAnnounceTransport: AnnounceTransport {
     if let response = connection.scanner.finishAtEOF() {
       finishHead(of: connection, index: index, with: response)
     }
-    failAll(connection, kind: "transport: connection closed")
+    if connection.answers > 0, !connection.closing, !connection.pending.isEmpty {
+      // Requests written after an answer the server then closed on.
+      serverClosesAfterEachAnswer = true
+      failAll(connection, kind: "transport: server closed a connection after an answer")
+    } else {
+      failAll(connection, kind: "transport: connection closed")
+    }
     connection.channel = nil
     connection.generation += 1
     guard !closed else { return }

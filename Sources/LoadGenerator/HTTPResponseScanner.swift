@@ -8,6 +8,9 @@ struct ScannedHTTPResponse {
   var failureReason: String?
   /// Whether the server closes the connection after this answer.
   var closes: Bool
+  /// Whether the server said `Connection: keep-alive` (some HTTP/1.1 trackers
+  /// close after every answer without saying so).
+  var saysKeepAlive = false
 }
 
 /// Splits a byte stream into HTTP/1.x responses: `Content-Length` bodies, or
@@ -58,6 +61,7 @@ struct HTTPResponseScanner {
     }
     var contentLength: Int?
     var closes = isHTTP10
+    var saysKeepAlive = false
     var lineStart = head.startIndex
     for index in head.indices where head[index] == UInt8(ascii: "\n") {
       let line = head[lineStart..<index]
@@ -67,7 +71,10 @@ struct HTTPResponseScanner {
       } else if Self.hasPrefix(line, "connection:") {
         let value = Array(line.dropFirst(11)).map { $0 | 0x20 }
         if Self.find(Array("close".utf8), in: value[...]) != nil { closes = true }
-        if Self.find(Array("keep-alive".utf8), in: value[...]) != nil { closes = false }
+        if Self.find(Array("keep-alive".utf8), in: value[...]) != nil {
+          closes = false
+          saysKeepAlive = true
+        }
       } else if Self.hasPrefix(line, "transfer-encoding:") {
         throw .malformed("chunked responses are not supported")
       }
@@ -87,7 +94,8 @@ struct HTTPResponseScanner {
       self.buffer = buffer
     }
     return ScannedHTTPResponse(
-      status: status, failureReason: Self.failureReason(body), closes: closes)
+      status: status, failureReason: Self.failureReason(body), closes: closes,
+      saysKeepAlive: saysKeepAlive)
   }
 
   /// The response whose body ended with the connection, if one was waiting.
@@ -96,7 +104,8 @@ struct HTTPResponseScanner {
     awaitingEOF = nil
     self.buffer = nil
     let body = Array(buffer.readableBytesView.dropFirst(bodyStart))
-    return ScannedHTTPResponse(status: status, failureReason: Self.failureReason(body), closes: true)
+    return ScannedHTTPResponse(
+      status: status, failureReason: Self.failureReason(body), closes: true)
   }
 
   /// Discards everything (the connection is gone).

@@ -12,7 +12,7 @@ struct Privtrak: AsyncParsableCommand {
     commandName: "privtrak",
     abstract:
       "A BitTorrent private tracker whose accounting middleware publishes exact per-user deltas.",
-    subcommands: [Serve.self, CheckConfig.self, Tail.self],
+    subcommands: [Serve.self, CheckConfig.self, Tail.self, Bench.self],
     defaultSubcommand: Serve.self)
 }
 

@@ -8,7 +8,7 @@ RUN_CONFIG ?= deploy/local/privtrak.yaml
 BROKER_PORT ?= 19092
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: run run-kafka test setup build release test-swift test-python test-e2e test-deploy broker-start broker-stop format clean
+.PHONY: run run-kafka test setup build release test-swift test-python test-e2e test-deploy test-faults broker-start broker-stop format clean
 
 setup:
 	scripts/setup
@@ -48,13 +48,21 @@ test-e2e:
 	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak E2E_PASSKEY=0123456789abcdef0123456789abcdef \
 		/usr/bin/python3 -m pytest -q tests/e2e
 
+# Fault suite: the real binary against its own Tansu brokers (ports 19492-19499):
+# broker frozen and killed, tracker SIGTERM/SIGKILL, fencing (RELIABILITY.md).
+test-faults:
+	swift build --product privtrak
+	. scripts/env.sh && PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak \
+		python3 -m pytest -q -s tests/faults
+
 # Every overlay's shipped config passes check-config (and renders, where kubectl exists).
 test-deploy:
 	swift build --product privtrak
 	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak deploy/check.sh
 
 # Everything, in one command: setup, broker, build, Swift tests, Python tests,
-# real-client end-to-end tests. The broker is stopped whatever the outcome.
+# deploy manifests, real-client end-to-end tests, fault suite. The broker is
+# stopped whatever the outcome.
 test: setup
 	$(MAKE) broker-start
 	trap '$(MAKE) --no-print-directory broker-stop' EXIT; \
@@ -62,7 +70,8 @@ test: setup
 	$(MAKE) --no-print-directory test-swift && \
 	$(MAKE) --no-print-directory test-python && \
 	$(MAKE) --no-print-directory test-deploy && \
-	$(MAKE) --no-print-directory test-e2e
+	$(MAKE) --no-print-directory test-e2e && \
+	$(MAKE) --no-print-directory test-faults
 
 format:
 	swift format --in-place --recursive Package.swift Sources Tests

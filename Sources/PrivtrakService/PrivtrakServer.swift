@@ -164,8 +164,8 @@ public final class PrivtrakServer: Sendable {
       return try FileSink(
         configuration: FileSinkConfiguration(path: path, fsyncPolicy: configuration.fileFsync),
         logger: logger)
-    case .none:
-      logger.warning("sink.url is none: deltas are discarded (benchmark mode)")
+    case .null:
+      logger.warning("sink.url is null: deltas are discarded (benchmarks only)")
       return DiscardingSink()
     case .kafka(let bootstrap, let topic):
       let settings = configuration.kafka

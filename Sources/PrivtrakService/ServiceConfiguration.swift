@@ -16,13 +16,16 @@ public struct ServiceConfiguration: Sendable, Equatable {
     case file(path: String)
     /// A Kafka cluster: bootstrap servers and topic.
     case kafka(bootstrap: String, topic: String)
-    /// Deltas are discarded (benchmarks only).
-    case none
+    /// `null:`: every batch is dropped as soon as it is published. For
+    /// benchmarks only (the tracker's cost without any delivery cost); the
+    /// deltas are lost.
+    case null
 
-    /// Parses `file:PATH`, `kafka://HOST:PORT[,HOST:PORT]/TOPIC` or `none`.
+    /// Parses `file:PATH`, `kafka://HOST:PORT[,HOST:PORT]/TOPIC` or `null:`
+    /// (`none` is the older spelling of `null:`).
     public init?(parsing text: String) {
-      if text == "none" {
-        self = .none
+      if text == "null:" || text == "none" {
+        self = .null
       } else if text.hasPrefix("file:") {
         let path = String(text.dropFirst(5))
         guard !path.isEmpty else { return nil }
@@ -43,7 +46,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
       switch self {
       case .file(let path): "file:\(path)"
       case .kafka(let bootstrap, let topic): "kafka://\(bootstrap)/\(topic)"
-      case .none: "none"
+      case .null: "null:"
       }
     }
   }
@@ -147,7 +150,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     let sinkText = try reader.string("sink.url", default: config.sink.description)
     guard let sink = SinkURL(parsing: sinkText) else {
       throw reader.fail(
-        "sink.url", "expected file:PATH, kafka://HOST:PORT/TOPIC or none, got '\(sinkText)'")
+        "sink.url", "expected file:PATH, kafka://HOST:PORT/TOPIC or null:, got '\(sinkText)'")
     }
     config.sink = sink
     let fsync = try reader.string("sink.file_fsync", default: "every_batch")

@@ -52,7 +52,7 @@ extension Privtrak {
             case .file(let path): try Self.tailFile(path, render: render, exitAtEnd: exitAtEnd)
             case .kafka(let bootstrap, let topic):
               try Self.tailKafka(bootstrap, topic, render: render, exitAtEnd: exitAtEnd)
-            case .none: break
+            case .null: break
             }
             continuation.resume(returning: nil)
           } catch {
@@ -71,7 +71,7 @@ extension Privtrak {
       case .some(.file(let path)): return .file(path: path)
       case .some(.kafka(let bootstrap, let topic)):
         return .kafka(bootstrap: bootstrap, topic: topic)
-      case .some(.none), nil:
+      case .some(.null), nil:
         throw ValidationError(
           "--from: expected file:PATH or kafka://HOST:PORT/TOPIC, got '\(from)'")
       }

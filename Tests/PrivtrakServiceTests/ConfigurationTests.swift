@@ -64,6 +64,14 @@ import Testing
       try ServiceConfiguration.parse(yaml: "admin:\n  listen: off\n", file: "f").adminListen == nil)
   }
 
+  @Test(arguments: ["sink:\n  url: \"null:\"\n", "sink:\n  url: none\n"])
+  func nullSinkFromYAMLAndItsOlderSpelling(yaml: String) throws {
+    let config = try ServiceConfiguration.parse(yaml: yaml, file: "bench.yaml")
+    #expect(config.sink == .null)
+    #expect(config.sink.description == "null:")
+    #expect(ServiceConfiguration.SinkURL(parsing: "null:x") == nil, "null: takes no path")
+  }
+
   @Test(arguments: [
     ("tracker:\n  announce_interval_s: soon\n", "tracker.announce_interval_s", "bad.yaml line 2"),
     ("tracker:\n  announce_interval_s: 5\n", "tracker.announce_interval_s", "bad.yaml line 2"),

@@ -1,6 +1,7 @@
 import BitTorrent
 import Logging
 import Metrics
+import Synchronization
 import Tracker
 
 /// How start-up restoration went.
@@ -54,6 +55,9 @@ public final class AccountingMiddleware: PreHook, Sendable {
   private let collector: StatsCollector
   private let snapshotter: StatsSnapshotter
   private let snapshotStore: (any StatsSnapshotStore)?
+  private let journal: CommitJournal?
+  /// Snapshots must not overlap: each rotates the commit journal.
+  private let snapshotInProgress = Mutex(false)
   private let sink: any DeltaSink
   private let trackerClock: any TrackerClock
   private let clock: ElapsedClock
@@ -66,6 +70,9 @@ public final class AccountingMiddleware: PreHook, Sendable {
   ///   - sink: where sealed batches go.
   ///   - identifier: derives users (passkeys by default).
   ///   - snapshotStore: where snapshots live; nil disables snapshots.
+  ///   - journal: where published batches' baseline changes are logged
+  ///     between snapshots, so a killed process recounts nothing it had
+  ///     published (see ``CommitJournal``); nil disables it.
   ///   - trackerClock: timestamps of deltas and entries (wall clock).
   ///   - clock: drives flushes, `maxWait`, backoff, GC pacing and
   ///     snapshot intervals (`ContinuousClock` in production).
@@ -73,18 +80,20 @@ public final class AccountingMiddleware: PreHook, Sendable {
   public init(
     configuration: AccountingConfiguration = AccountingConfiguration(), sink: any DeltaSink,
     identifier: any UserIdentifier = PasskeyUserIdentifier(),
-    snapshotStore: (any StatsSnapshotStore)? = nil,
+    snapshotStore: (any StatsSnapshotStore)? = nil, journal: CommitJournal? = nil,
     trackerClock: any TrackerClock = SystemClock(), clock: any Clock<Duration> = ContinuousClock(),
     metricsFactory: any MetricsFactory = MetricsSystem.factory,
     logger: Logger = Logger(label: "privtrak.accounting")
   ) async {
     let configuration = configuration.validated()
+    // The journal only means something relative to a snapshot.
+    let journal = snapshotStore == nil ? nil : journal
     let metrics = AccountingMetrics(factory: metricsFactory)
     let elapsedClock = ElapsedClock(clock)
     let store = StatsStore(shardCount: configuration.shardCount)
     let batcher = DeltaBatcher(
       configuration: configuration, sink: sink, clock: elapsedClock, metrics: metrics,
-      logger: logger)
+      logger: logger, journal: journal)
     self.configuration = configuration
     self.batcher = batcher
     self.identifier = identifier
@@ -95,23 +104,40 @@ public final class AccountingMiddleware: PreHook, Sendable {
       store: store, batcher: batcher, configuration: configuration, metrics: metrics)
     self.snapshotter = StatsSnapshotter(store: store, batcher: batcher)
     self.snapshotStore = snapshotStore
+    self.journal = journal
     self.sink = sink
     self.trackerClock = trackerClock
     self.clock = elapsedClock
     self.metrics = metrics
     self.logger = logger
-    self.restoreOutcome = await Self.restore(from: snapshotStore, into: snapshotter, logger: logger)
+    self.restoreOutcome = await Self.restore(
+      from: snapshotStore, journal: journal, into: snapshotter, logger: logger)
+    journal?.rotate(instance: batcher.instance)
     metrics.entries.record(store.count)
   }
 
   private static func restore(
-    from snapshotStore: (any StatsSnapshotStore)?, into snapshotter: StatsSnapshotter,
-    logger: Logger
+    from snapshotStore: (any StatsSnapshotStore)?, journal: CommitJournal?,
+    into snapshotter: StatsSnapshotter, logger: Logger
   ) async -> RestoreOutcome {
     guard let snapshotStore else { return .noSnapshotStore }
+    var snapshot: StatsSnapshot?
+    var outcome: RestoreOutcome
     do throws(SnapshotError) {
-      let snapshot = try await snapshotStore.load()
-      snapshotter.restore(snapshot)
+      let loaded = try await snapshotStore.load()
+      snapshot = loaded
+      outcome = .restored(entries: loaded.entries.count, pendingDeltas: loaded.pendingDeltas.count)
+    } catch {
+      if error.kind == .missing {
+        logger.notice("\(error); starting with empty accounting state")
+      } else {
+        logger.error("\(error); starting with empty accounting state")
+      }
+      outcome = .startedEmpty(error)
+    }
+    let recovery = journal?.recover(after: snapshot)
+    snapshotter.restore(snapshot, journal: recovery)
+    if let snapshot {
       logger.info(
         "restored accounting snapshot",
         metadata: [
@@ -119,16 +145,27 @@ public final class AccountingMiddleware: PreHook, Sendable {
           "pending_deltas": "\(snapshot.pendingDeltas.count)",
           "instance": "\(snapshot.instance)",
         ])
-      return .restored(entries: snapshot.entries.count, pendingDeltas: snapshot.pendingDeltas.count)
-    } catch {
-      if error.kind == .missing {
-        logger.notice("\(error); starting with empty accounting state")
-      } else {
-        logger.error("\(error); starting with empty accounting state")
-      }
-      return .startedEmpty(error)
     }
+    if let recovery, recovery.files > 0 {
+      for problem in recovery.problems { logger.warning("commit journal: \(problem)") }
+      let requeued = snapshot.map { snapshot in
+        snapshot.pendingDeltas.filter {
+          $0.origin.sequence > recovery.published[$0.origin.instance, default: 0]
+        }.count
+      }
+      logger.notice(
+        "replayed the commit journal over the snapshot: baselines of deltas published after it restored",
+        metadata: [
+          "files": "\(recovery.files)", "changes": "\(recovery.changes.count)",
+          "snapshot_cut_found": "\(recovery.cutFound)",
+          "pending_deltas_requeued": "\(requeued ?? 0)",
+        ])
+    }
+    return outcome
   }
+
+  /// Commit-journal size that triggers a snapshot before its interval.
+  public static let journalBytesBeforeSnapshot = 256 << 20
 
   /// This process's `DeltaOrigin.instance`.
   public var instance: UInt64 { batcher.instance }
@@ -196,7 +233,10 @@ public final class AccountingMiddleware: PreHook, Sendable {
     await withDiscardingTaskGroup { group in
       group.addTask { await self.batcher.run() }
       group.addTask { await self.garbageCollectionLoop() }
-      if let interval = configuration.snapshotInterval, snapshotStore != nil {
+      // Without an interval the journal's size still triggers snapshots.
+      let interval =
+        configuration.snapshotInterval ?? (journal == nil ? nil : .seconds(100 * 365 * 86_400))
+      if let interval, snapshotStore != nil {
         group.addTask { await self.snapshotLoop(every: interval) }
       }
     }
@@ -257,9 +297,23 @@ public final class AccountingMiddleware: PreHook, Sendable {
   public func writeSnapshot() async throws(SnapshotError) -> Bool {
     guard let snapshotStore else { return false }
     let started = ContinuousClock.now
-    let snapshot = captureSnapshot()
+    // Only a snapshot that owns the journal rotation may cut it; an
+    // overlapping one is saved without a cut (a crash after it would
+    // replay nothing and recount, as without a journal).
+    let ownsJournal =
+      journal != nil
+      && snapshotInProgress.withLock { busy in
+        defer { busy = true }
+        return !busy
+      }
+    defer { if ownsJournal { snapshotInProgress.withLock { $0 = false } } }
+    let generation = ownsJournal ? journal?.rotate(instance: batcher.instance) : nil
+    let (snapshot, shardSequences) = snapshotter.captureWithCut(
+      createdAtMilliseconds: trackerClock.nowMilliseconds())
+    if generation != nil { journal?.recordCut(of: snapshot, shardSequences: shardSequences) }
     do throws(SnapshotError) {
       try await snapshotStore.save(snapshot)
+      if let generation { journal?.removeGenerations(before: generation) }
     } catch {
       metrics.snapshotFailures.increment()
       logger.error("\(error)")
@@ -311,12 +365,20 @@ public final class AccountingMiddleware: PreHook, Sendable {
     metrics.entries.record(store.count)
   }
 
+  /// Snapshots every `interval`, or sooner once the commit journal holds
+  /// ``journalBytesBeforeSnapshot`` (a snapshot starts a new journal).
   private func snapshotLoop(every interval: Duration) async {
+    let poll = journal == nil ? interval : min(interval, .seconds(5))
     while true {
-      do {
-        try await clock.sleep(until: clock.now() + interval)
-      } catch {
-        return
+      let due = clock.now() + interval
+      while true {
+        do {
+          try await clock.sleep(until: min(due, clock.now() + poll))
+        } catch {
+          return
+        }
+        if clock.now() >= due { break }
+        if let journal, journal.bytesSinceRotation >= Self.journalBytesBeforeSnapshot { break }
       }
       do throws(SnapshotError) {
         try await writeSnapshot()

@@ -115,11 +115,12 @@ struct AnnounceRecorder: Sendable {
         configuration: configuration)
       var reset = false
       if var delta = decision.delta {
+        let change = batcher.journal == nil ? nil : journalChange(decision.change, key)
         if let granted = reservation {
-          batcher.append(&delta, using: granted)
+          batcher.append(&delta, change: change, using: granted)
           reservation = nil
         } else {
-          switch batcher.tryAppend(&delta) {
+          switch batcher.tryAppend(&delta, change: change) {
           case .appended: break
           case .full: return .full
           case .closed: return .closed
@@ -135,6 +136,24 @@ struct AnnounceRecorder: Sendable {
       case .remove: table.remove(at: index!, hash: key.hash.entry)
       }
       return .recorded(reset: reset)
+    }
+  }
+
+  /// The entry's state after this announce, for the commit journal.
+  private func journalChange(_ change: AccountingRules.StoreChange, _ key: Key) -> JournalChange? {
+    let shard = UInt32(truncatingIfNeeded: key.shard)
+    switch change {
+    case .none:
+      return nil
+    case .insert(let entry), .update(let entry):
+      return JournalChange(kind: .upsert, shard: shard, sequence: 0, entry: entry)
+    case .remove:
+      let report = key.report
+      return JournalChange(
+        kind: .remove, shard: shard, sequence: 0,
+        entry: StatsEntry(
+          userID: report.userID, infoHash: report.infoHash, peerID: report.peerID, uploaded: 0,
+          downloaded: 0, lastSeen: 0))
     }
   }
 

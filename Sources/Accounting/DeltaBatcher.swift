@@ -81,6 +81,8 @@ public final class DeltaBatcher: Sendable {
   private let state: Mutex<State>
   private let waiterIDs = Atomic<UInt64>(0)
   private let closed = Atomic<Bool>(false)
+  /// Where published batches' entry changes are recorded; nil when off.
+  let journal: CommitJournal?
 
   /// Creates a batcher.
   /// - Parameters:
@@ -101,8 +103,9 @@ public final class DeltaBatcher: Sendable {
   init(
     configuration: AccountingConfiguration, sink: any DeltaSink, clock: ElapsedClock,
     metrics: AccountingMetrics,
-    logger: Logger
+    logger: Logger, journal: CommitJournal? = nil
   ) {
+    self.journal = journal
     self.configuration = configuration.validated()
     self.instance = configuration.instance ?? UInt64.random(in: 1...UInt64.max)
     self.sink = sink
@@ -118,7 +121,11 @@ public final class DeltaBatcher: Sendable {
   /// waits ahead. Non-suspending, so callers may hold a shard lock.
   /// - Parameter bypassingWaiters: GC passes true: expiry records are few
   ///   and must not queue behind announces.
-  func tryAppend(_ delta: inout Delta, bypassingWaiters: Bool = false) -> AppendResult {
+  /// - Parameter change: what the delta does to its entry, for the commit
+  ///   journal (pass it only when ``journal`` is set).
+  func tryAppend(
+    _ delta: inout Delta, change: JournalChange? = nil, bypassingWaiters: Bool = false
+  ) -> AppendResult {
     let size = delta.estimatedSize
     let (result, wakeups) = state.withLock { state -> (AppendResult, Wakeups) in
       if state.isClosed { return (.closed, Wakeups()) }
@@ -126,7 +133,11 @@ public final class DeltaBatcher: Sendable {
         return (.full, Wakeups())
       }
       guard state.hasRoom(deltas: 1, bytes: size, configuration) else { return (.full, Wakeups()) }
-      return (.appended, state.append(&delta, size: size, instance: instance, configuration, clock))
+      return (
+        .appended,
+        state.append(
+          &delta, change: change, size: size, instance: instance, configuration, clock)
+      )
     }
     if wakeups.sealed { recordPendingGauges() }
     wakeups.resume()
@@ -134,12 +145,15 @@ public final class DeltaBatcher: Sendable {
   }
 
   /// Appends `delta` into room a waiter was granted. Never fails.
-  func append(_ delta: inout Delta, using reservation: DeltaReservation) {
+  func append(
+    _ delta: inout Delta, change: JournalChange? = nil, using reservation: DeltaReservation
+  ) {
     let size = delta.estimatedSize
     let (wakeups, grants) = state.withLock { state -> (Wakeups, [Grant]) in
       state.reservedDeltas -= 1
       state.reservedBytes -= reservation.bytes
-      let wakeups = state.append(&delta, size: size, instance: instance, configuration, clock)
+      let wakeups = state.append(
+        &delta, change: change, size: size, instance: instance, configuration, clock)
       return (wakeups, state.grantWaiters(configuration))
     }
     wakeups.resume()
@@ -487,20 +501,19 @@ public final class DeltaBatcher: Sendable {
 
   private func completePublish(_ number: UInt64) {
     let outcome = state.withLock {
-      state -> (count: Int, grants: [Grant], deltas: Int, bytes: Int)? in
+      state -> (head: SealedBatch, grants: [Grant], deltas: Int, bytes: Int)? in
       guard let head = state.sealed.first, head.number == number else { return nil }
       _ = state.sealed.popFirst()
       state.pendingDeltas -= head.batch.deltas.count
       state.pendingBytes -= head.bytes
-      return (
-        head.batch.deltas.count, state.grantWaiters(configuration), state.pendingDeltas,
-        state.pendingBytes
-      )
+      return (head, state.grantWaiters(configuration), state.pendingDeltas, state.pendingBytes)
     }
     guard let outcome else { return }
+    // Only one publisher runs at a time, so journal records keep publish order.
+    journal?.recordCommit(outcome.head.changes, of: outcome.head.batch)
     outcome.grants.resumeAll()
     metrics.batchesPublished.increment()
-    metrics.deltasPublished.increment(by: outcome.count)
+    metrics.deltasPublished.increment(by: outcome.head.batch.deltas.count)
     recordPendingGauges()
   }
 
@@ -554,6 +567,8 @@ extension DeltaBatcher {
     var number: UInt64
     var batch: DeltaBatch
     var bytes: Int
+    /// What the batch's deltas did to their entries, for the commit journal.
+    var changes: [JournalChange] = []
   }
 
   struct Waiter: Sendable {
@@ -590,6 +605,7 @@ extension DeltaBatcher {
 
   struct State: Sendable {
     var open: [Delta] = []
+    var openChanges: [JournalChange] = []
     var openBytes = 0
     /// When the open batch got its first delta (clock time).
     var openedAt: Duration = .zero
@@ -623,10 +639,14 @@ extension DeltaBatcher {
     }
 
     mutating func append(
-      _ delta: inout Delta, size: Int, instance: UInt64, _ configuration: AccountingConfiguration,
-      _ clock: ElapsedClock
+      _ delta: inout Delta, change: JournalChange?, size: Int, instance: UInt64,
+      _ configuration: AccountingConfiguration, _ clock: ElapsedClock
     ) -> Wakeups {
       delta.origin = DeltaOrigin(instance: instance, sequence: nextSequence)
+      if var change {
+        change.sequence = nextSequence
+        openChanges.append(change)
+      }
       nextSequence += 1
       var wakeups = Wakeups()
       if open.isEmpty {
@@ -649,7 +669,10 @@ extension DeltaBatcher {
     mutating func sealOpen() {
       guard !open.isEmpty else { return }
       sealed.append(
-        SealedBatch(number: nextBatchNumber, batch: DeltaBatch(deltas: open), bytes: openBytes))
+        SealedBatch(
+          number: nextBatchNumber, batch: DeltaBatch(deltas: open), bytes: openBytes,
+          changes: openChanges))
+      openChanges = []
       nextBatchNumber += 1
       open = []
       open.reserveCapacity(openCapacity)

@@ -236,7 +236,7 @@ enum SnapshotCodec {
 }
 
 /// Reads fixed-width fields from a buffer whose length the caller checked.
-private struct ByteReader {
+struct ByteReader {
   let raw: UnsafeRawBufferPointer
   let end: Int
   var offset = 0

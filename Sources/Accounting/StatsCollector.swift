@@ -39,11 +39,16 @@ struct StatsCollector: Sendable {
           }
           var delta = AccountingRules.expiredDelta(
             for: entry, now: now, nowMilliseconds: nowMilliseconds, configuration: configuration)
+          let change =
+            batcher.journal == nil
+            ? nil
+            : JournalChange(
+              kind: .remove, shard: UInt32(truncatingIfNeeded: index), sequence: 0, entry: entry)
           if let granted = reservation {
-            batcher.append(&delta, using: granted)
+            batcher.append(&delta, change: change, using: granted)
             reservation = nil
           } else {
-            switch batcher.tryAppend(&delta, bypassingWaiters: true) {
+            switch batcher.tryAppend(&delta, change: change, bypassingWaiters: true) {
             case .appended: break
             case .full: return .blocked
             case .closed: return .closed

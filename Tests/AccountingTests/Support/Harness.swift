@@ -75,7 +75,7 @@ struct AccountingHarness: Sendable {
   init(
     configuration: AccountingConfiguration = .forTesting(), sink: any DeltaSink,
     identifier: any UserIdentifier = PasskeyUserIdentifier(),
-    snapshotStore: (any StatsSnapshotStore)? = nil,
+    snapshotStore: (any StatsSnapshotStore)? = nil, journal: CommitJournal? = nil,
     trackerClock: ManualTrackerClock = ManualTrackerClock(),
     clock: ManualTestClock = ManualTestClock(),
     metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
@@ -84,7 +84,7 @@ struct AccountingHarness: Sendable {
     self.trackerClock = trackerClock
     middleware = await AccountingMiddleware(
       configuration: configuration, sink: sink, identifier: identifier,
-      snapshotStore: snapshotStore,
+      snapshotStore: snapshotStore, journal: journal,
       trackerClock: trackerClock, clock: clock, metricsFactory: metricsFactory, logger: .quiet)
     contexts = ContextRecordingPostHook()
     tracker = Tracker(preHooks: [middleware], postHooks: [contexts], clock: trackerClock)

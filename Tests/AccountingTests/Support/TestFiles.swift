@@ -71,3 +71,17 @@ func permissions(_ path: String) -> UInt32 {
   guard stat(path, &info) == 0 else { return 0 }
   return UInt32(info.st_mode) & 0o777
 }
+
+/// The names in a directory (without `.` and `..`).
+func listDirectory(_ path: String) -> [String] {
+  guard let handle = opendir(path) else { return [] }
+  defer { closedir(handle) }
+  var names: [String] = []
+  while let item = readdir(handle) {
+    let name = withUnsafeBytes(of: item.pointee.d_name) { raw in
+      String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+    }
+    if name != ".", name != ".." { names.append(name) }
+  }
+  return names
+}

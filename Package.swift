@@ -177,10 +177,12 @@ let package = Package(
       swiftSettings: strictSettings),
     .testTarget(name: "FileSinkTests", dependencies: ["FileSink"], swiftSettings: strictSettings),
     .testTarget(
-      name: "KafkaSinkTests", dependencies: ["KafkaSink", "Tracker", "BitTorrent"],
+      name: "KafkaSinkTests", dependencies: ["KafkaSink", "Accounting", "Tracker", "BitTorrent"],
       swiftSettings: strictSettings),
     .testTarget(
-      name: "PrivtrakServiceTests", dependencies: ["PrivtrakService"], swiftSettings: strictSettings
+      name: "PrivtrakServiceTests",
+      dependencies: ["PrivtrakService", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strictSettings
     ),
     .testTarget(
       name: "LoadGeneratorTests",

@@ -104,6 +104,10 @@ public final class PrivtrakServer: Sendable {
       let middleware = await AccountingMiddleware(
         configuration: configuration.accounting, sink: sink,
         snapshotStore: configuration.snapshotPath.map { FileSnapshotStore(path: $0) },
+        journal: configuration.snapshotPath.flatMap { path in
+          configuration.commitJournal
+            ? CommitJournal(prefix: path + ".journal", logger: logger) : nil
+        },
         metricsFactory: metricsFactory, logger: logger)
       preHooks.append(middleware)
       services.append(.init(service: AccountingService(middleware: middleware)))

@@ -81,6 +81,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
   public var kafka: KafkaSettings
   /// Where the accounting snapshot lives; nil disables snapshots.
   public var snapshotPath: String?
+  /// Whether published batches' baseline changes are journaled next to
+  /// the snapshot (`<snapshot_path>.journal.<generation>`), so a killed
+  /// process recounts nothing it had published.
+  public var commitJournal = true
   /// Log level name (trace, debug, info, notice, warning, error, critical).
   public var logLevel: String
 
@@ -199,6 +203,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     let snapshotPath = try reader.string(
       "accounting.snapshot_path", default: "privtrak-snapshot.bin")
     config.snapshotPath = snapshotPath == "off" || snapshotPath.isEmpty ? nil : snapshotPath
+    config.commitJournal = try reader.bool("accounting.commit_journal", default: true)
     let snapshotInterval = try reader.seconds("accounting.snapshot_interval_s", default: 300)
     accounting.snapshotInterval = snapshotInterval == .zero ? nil : snapshotInterval
     config.accounting = accounting

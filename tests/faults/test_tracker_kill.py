@@ -1,17 +1,15 @@
 """The tracker under load: SIGTERM, restart, SIGKILL, restart.
 
-After the SIGTERM and restart nothing is lost (exact totals). SIGKILL may
-only go wrong within what happened since the last snapshot: with
-`snapshot_interval_s: 0` the last snapshot is the one written at the
-SIGTERM, so the bound is every byte accepted since that restart. The figure
-(bytes lost and bytes counted twice, deltas of the killed process that did
-not reach Kafka) is printed, not hidden.
-
-Why bytes can be counted twice rather than lost: the snapshot holds each
-entry's baseline; after a SIGKILL the restored baselines are older than the
-deltas the killed process had already committed, so the next announce of
-each entry re-counts them (design: "stats + undelivered deltas survive
-restarts here" - only as of the snapshot).
+After the SIGTERM and restart nothing is lost (exact totals). After the
+SIGKILL (with `snapshot_interval_s: 0` the last snapshot is the one written
+at the SIGTERM) nothing is lost either, and nothing the killed process had
+published is counted again: the restart replays the commit journal
+(`<snapshot_path>.journal.*`, one record per published batch) over the
+snapshot, so every baseline is where the last published delta left it.
+The one window left: a batch the broker committed whose commit reply (and
+so its journal record) the killed process never got; its bytes are counted
+again. The figures (bytes lost, bytes counted twice, deltas of the killed
+process that did not reach Kafka) are printed, not hidden.
 """
 
 from __future__ import annotations
@@ -90,5 +88,13 @@ def test_tracker_sigterm_then_sigkill_under_load(procs):
            its_deltas_in_kafka=killed_deltas, lost_deltas=lost_deltas, lost_bytes=lost_bytes,
            double_counted_bytes=extra_bytes, bound_bytes=bound_bytes, users_wrong=len(diff),
            raw_duplicates=contents.duplicates, records=contents.records)
-    assert lost_bytes <= bound_bytes, f"SIGKILL lost {lost_bytes} B > {bound_bytes} B since the snapshot: {diff}"
-    assert extra_bytes <= bound_bytes, f"SIGKILL double-counted {extra_bytes} B > bound {bound_bytes} B"
+    assert lost_bytes == 0, f"SIGKILL lost {lost_bytes} B: {diff}"
+    # At most the killed process's last batch (the one whose commit reply it may not have seen).
+    killed_instances = {i for i, n in killed_visible.instances().items() if n > counts_before_kill.get(i, 0)}
+    killed = sorted((d for d in contents.unique().values() if d["instance"] in killed_instances),
+                    key=lambda d: d["sequence"])
+    last_batch_bytes = sum(d["uploaded"] + d["downloaded"] for d in killed[-tracker.accounting["batch_size"]:])
+    report("tracker-sigkill-bound", double_counted_bytes=extra_bytes, last_batch_bytes=last_batch_bytes,
+           bytes_since_snapshot=bound_bytes)
+    assert extra_bytes <= last_batch_bytes, \
+        f"SIGKILL double-counted {extra_bytes} B > the killed process's last batch ({last_batch_bytes} B)"

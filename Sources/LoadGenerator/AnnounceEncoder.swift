@@ -21,7 +21,8 @@ struct AnnounceEncoder {
       ? [Array("/announce".utf8)]
       : (0..<configuration.passkeys).map { Array("/\(LoadPopulation.passkey($0))/announce".utf8) }
     let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-    hostHeader = Array("\r\nHost: \(host):\(configuration.port)\r\n\r\n".utf8)
+    let connection = configuration.connectionPerAnnounce ? "\r\nConnection: close" : ""
+    hostHeader = Array("\r\nHost: \(host):\(configuration.port)\(connection)\r\n\r\n".utf8)
     numWant = Int32(configuration.numWant)
   }
 
@@ -58,7 +59,8 @@ struct AnnounceEncoder {
     }
   }
 
-  /// `GET <path>?<query> HTTP/1.1` with a Host header; keep-alive is HTTP/1.1's default.
+  /// `GET <path>?<query> HTTP/1.1` with a Host header; keep-alive is HTTP/1.1's
+  /// default, `Connection: close` is added for one connection per announce.
   func writeHTTPAnnounce(_ parameters: AnnounceParameters, into buffer: inout ByteBuffer) {
     buffer.writeStaticString("GET ")
     buffer.writeBytes(paths[parameters.passkey ?? 0])

@@ -159,7 +159,9 @@ final class HTTPAnnounceTransport: AnnounceTransport {
   {
     guard let pending = connection.pending.popFirst() else { return }
     connection.answers += 1
-    if response.closes || (serverClosesAfterEachAnswer && !response.saysKeepAlive) {
+    if response.closes || configuration.connectionPerAnnounce
+      || (serverClosesAfterEachAnswer && !response.saysKeepAlive)
+    {
       connection.closing = true
     } else {
       freeSlots.append((index, connection.generation))

@@ -46,6 +46,9 @@ public struct LoadConfiguration: Sendable, Equatable {
   public var numWant: Int
   /// How long a UDP connection id is reused before connecting again (BEP 15: one minute).
   public var connectionIDLifetime: Duration
+  /// HTTP only: one TCP connection per announce (`Connection: close`), as
+  /// real clients announce, instead of keep-alive.
+  public var connectionPerAnnounce: Bool
 
   /// Creates a configuration; the defaults are a short closed-loop run.
   public init(
@@ -53,7 +56,8 @@ public struct LoadConfiguration: Sendable, Equatable {
     torrents: Int = 1000, peers: Int = 10_000, passkeys: Int = 100,
     stop: Stop = .duration(.seconds(10)), concurrency: Int = 64, rate: Int? = nil,
     connections: Int = 16, pipelineDepth: Int = 1, timeout: Duration = .seconds(2),
-    warmup: Duration = .zero, numWant: Int = 50, connectionIDLifetime: Duration = .seconds(60)
+    warmup: Duration = .zero, numWant: Int = 50, connectionIDLifetime: Duration = .seconds(60),
+    connectionPerAnnounce: Bool = false
   ) {
     self.host = host
     self.port = port
@@ -70,6 +74,7 @@ public struct LoadConfiguration: Sendable, Equatable {
     self.warmup = warmup
     self.numWant = numWant
     self.connectionIDLifetime = connectionIDLifetime
+    self.connectionPerAnnounce = connectionPerAnnounce
   }
 
   /// The first inconsistency, described for a command line, or nil.
@@ -81,6 +86,9 @@ public struct LoadConfiguration: Sendable, Equatable {
     if peers < concurrency { return "peers must be at least the concurrency" }
     if connections < 1 { return "connections must be at least 1" }
     if pipelineDepth < 1 { return "pipeline depth must be at least 1" }
+    if connectionPerAnnounce, pipelineDepth > 1 {
+      return "one connection per announce cannot pipeline"
+    }
     if let rate, rate < 1 { return "rate must be at least 1" }
     if case .requests(let count) = stop, count < 1 { return "requests must be at least 1" }
     if case .duration(let length) = stop, length <= .zero { return "duration must be positive" }

@@ -9,7 +9,8 @@ extension Privtrak {
   /// Drives any BitTorrent tracker with announces and reports throughput and latency.
   struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Load-generate announces against a tracker (UDP or HTTP) and report announces/s, errors and latency percentiles.",
+      abstract:
+        "Load-generate announces against a tracker (UDP or HTTP) and report announces/s, errors and latency percentiles.",
       discussion: """
         Peers announce round-robin with counters that grow between announces \
         (started, periodic, completed, stopped and a new session). Works against \
@@ -56,6 +57,11 @@ extension Privtrak {
     @Option(name: .long, help: "HTTP requests pipelined per connection.")
     var pipeline = 1
 
+    @Flag(
+      name: .long,
+      help: "HTTP: one TCP connection per announce (Connection: close), as real clients announce.")
+    var connectionClose = false
+
     @Option(name: .long, help: "Milliseconds before an unanswered announce counts as a timeout.")
     var timeoutMs = 2000
 
@@ -65,7 +71,8 @@ extension Privtrak {
     @Flag(name: .long, help: "Print one JSON object instead of text.")
     var json = false
 
-    @Option(name: .long, help: "Write the torrents' info hashes (hex, one a line) to FILE and exit.")
+    @Option(
+      name: .long, help: "Write the torrents' info hashes (hex, one a line) to FILE and exit.")
     var writeWhitelist: String?
 
     func run() async throws {
@@ -74,7 +81,8 @@ extension Privtrak {
         try writeTextFile(writeWhitelist, lines.joined(separator: "\n") + "\n")
         return
       }
-      guard let colon = target.lastIndex(of: ":"), let port = Int(target[target.index(after: colon)...])
+      guard let colon = target.lastIndex(of: ":"),
+        let port = Int(target[target.index(after: colon)...])
       else { throw ValidationError("--target: expected HOST:PORT, got '\(target)'") }
       var host = String(target[..<colon])
       if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -87,7 +95,7 @@ extension Privtrak {
         stop: requests.map { .requests($0) } ?? .duration(.milliseconds(Int64(duration * 1000))),
         concurrency: concurrency, rate: rate, connections: connections, pipelineDepth: pipeline,
         timeout: .milliseconds(timeoutMs), warmup: .milliseconds(Int64(warmup * 1000)),
-        numWant: numwant)
+        numWant: numwant, connectionPerAnnounce: connectionClose)
       if let problem = configuration.problem { throw ValidationError(problem) }
       let report = try await LoadGenerator.run(configuration)
       print(json ? report.json : report.text)

@@ -93,7 +93,8 @@ struct LoadGeneratorTests {
     async throws
   {
     let privtrak = try await InProcessPrivtrak.start(accounting: true)
-    let report = try await LoadGenerator.run(configuration(transport, port: privtrak.port(transport)))
+    let report = try await LoadGenerator.run(
+      configuration(transport, port: privtrak.port(transport)))
     let accounting = try #require(privtrak.accounting)
     await accounting.flush()
     let census = privtrak.tracker.peerStore.census()
@@ -151,6 +152,21 @@ struct LoadGeneratorTests {
     #expect(report.succeeded == 600)
     #expect(census.seeders + census.leechers == 200)
     #expect(report.json.contains("\"succeeded\":600"))
+  }
+
+  @Test func connectionPerAnnounceOpensOneConnectionForEachAnnounce() async throws {
+    let privtrak = try await InProcessPrivtrak.start(accounting: true)
+    var load = configuration(.http, port: privtrak.httpPort)
+    load.pipelineDepth = 1
+    load.connectionPerAnnounce = true
+    let report = try await LoadGenerator.run(load)
+    try await privtrak.stop()
+
+    #expect(report.errors == [:])
+    #expect(report.succeeded == 600)
+    // Each announce had a connection of its own; after the last ones, the
+    // connections may already have been opened again.
+    #expect(report.httpConnections >= 600 && report.httpConnections <= 600 + load.connections)
   }
 
   @Test func theWhitelistIdentitiesArePureFunctionsOfTheIndex() {

@@ -144,9 +144,9 @@ struct UDPPacketCodecTests {
     UDPPacketCodec.writeAnnounce(response, transactionID: 9, ipv6: true, into: &buffer)
     #expect(buffer.readableBytes == 20 + 18)
     buffer.clear()
-    UDPPacketCodec.writeError(
-      transactionID: 1, message: "bad connection id", maxLength: 16, into: &buffer)
-    #expect(Array(buffer.readableBytesView) == [0, 0, 0, 3, 0, 0, 0, 1] + Array("bad conn".utf8))
+    UDPPacketCodec.writeError(transactionID: 1, message: "unknown action: 7", into: &buffer)
+    #expect(
+      Array(buffer.readableBytesView) == [0, 0, 0, 3, 0, 0, 0, 1] + Array("unknown action: 7".utf8))
   }
 
   @Test func neverCrashesOnArbitraryPackets() {

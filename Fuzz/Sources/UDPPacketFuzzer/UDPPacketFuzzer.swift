@@ -7,8 +7,8 @@ import Tracker
 /// header, an announce (IPv4 and IPv6 client, with and without the
 /// client-supplied IP) and a scrape. Besides "never crash", checks the
 /// codec's promises: numwant fits one datagram, a scrape holds whole hashes
-/// within the limit, and an error answer to an unverified sender is never
-/// larger than its request.
+/// within the limit, and every error reason is short printable text that
+/// makes a small datagram (error packets go only to verified senders).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func udpPacketFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
   let packet = ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: count))
@@ -28,7 +28,7 @@ public func udpPacketFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ count: 
           precondition(!passkey.isEmpty && passkey.utf8.count <= TrackerPath.maxPasskeyLength)
         }
       } catch {
-        reply(error, to: header, requestLength: count)
+        reply(error, to: header)
       }
     }
     do {
@@ -36,7 +36,7 @@ public func udpPacketFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ count: 
       precondition(request.infoHashes.count <= UDPPacketCodec.maxScrapeInfoHashes)
       precondition(request.infoHashes.count * 20 + UDPPacketCodec.headerLength == count)
     } catch {
-      reply(error, to: header, requestLength: count)
+      reply(error, to: header)
     }
   }
   var options = packet
@@ -49,12 +49,14 @@ private enum UDPFuzzFixtures {
   static let clients: [IPAddress] = [IPAddress("192.0.2.1")!, IPAddress("2001:db8::1")!]
 }
 
-/// Writes the error an unverified sender would get and checks it is no larger than the request.
-private func reply(_ failure: TrackerFailure, to header: UDPPacketCodec.Header?, requestLength: Int) {
+/// Writes the error a verified sender would get and checks it stays small and printable.
+private func reply(_ failure: TrackerFailure, to header: UDPPacketCodec.Header?) {
   guard let header else { return }
   var buffer = ByteBuffer()
   UDPPacketCodec.writeError(
-    transactionID: header.transactionID, message: failure.reason, maxLength: requestLength,
-    into: &buffer)
-  precondition(buffer.readableBytes <= requestLength, "error answer amplifies")
+    transactionID: header.transactionID, message: failure.reason, into: &buffer)
+  let reason = failure.reason.utf8
+  precondition(buffer.readableBytes == 8 + reason.count, "error packet framing")
+  precondition(reason.count <= 96, "error reason too long")
+  precondition(reason.allSatisfy { $0 >= 0x20 && $0 < 0x7f }, "unprintable error reason")
 }

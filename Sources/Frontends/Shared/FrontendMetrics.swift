@@ -16,8 +16,10 @@ import Tracker
 /// - `privtrak_requests_rejected_total{protocol, reason}`: requests refused
 ///   before they reach the tracker: `not_found` (HTTP path), `malformed`
 ///   (unreadable field, method, body, URL length: answered with a failure
-///   reason), `bad_connection_id` (UDP, answered with an error packet no
-///   larger than the request), `overload` (UDP, too many in flight: no answer).
+///   reason), `bad_connection_id` (UDP: a packet whose connection id is
+///   neither the connect magic nor valid for the sender's address — forged,
+///   stale or junk — dropped without an answer), `overload` (UDP, too many
+///   in flight: no answer).
 public struct FrontendMetrics: Sendable {
   /// What a client asked for.
   public enum Request: String, Sendable, CaseIterable {
@@ -28,7 +30,8 @@ public struct FrontendMetrics: Sendable {
   public enum Rejection: String, Sendable, CaseIterable {
     /// HTTP path other than announce/scrape.
     case notFound = "not_found"
-    /// UDP announce or scrape with an invalid or expired connection id.
+    /// UDP packet whose connection id is neither the connect magic nor valid
+    /// for the sender: dropped unanswered.
     case badConnectionID = "bad_connection_id"
     /// UDP request dropped because too many were in flight.
     case overload

@@ -146,13 +146,15 @@ public enum UDPPacketCodec {
     -> ScrapeRequest
   {
     let hashBytes = packet.readableBytes - headerLength
+    // The count first: an oversized scrape arrives cut at the receive
+    // buffer, and "too many" is the true reason, not the ragged tail.
+    guard hashBytes <= maxScrapeInfoHashes * 20 else {
+      throw TrackerFailure("too many info hashes: at most \(maxScrapeInfoHashes) per packet")
+    }
     guard hashBytes >= 0, hashBytes % 20 == 0 else {
       throw TrackerFailure("invalid scrape: info hashes must be 20 bytes each")
     }
     let count = hashBytes / 20
-    guard count <= maxScrapeInfoHashes else {
-      throw TrackerFailure("too many info hashes: at most \(maxScrapeInfoHashes) per packet")
-    }
     var infoHashes: [InfoHash] = []
     infoHashes.reserveCapacity(count)
     var offset = packet.readerIndex + headerLength
@@ -214,16 +216,14 @@ public enum UDPPacketCodec {
     }
   }
 
-  /// Appends an error packet. With `maxLength` (the request's size, for a
-  /// sender whose address is not verified) the message is cut so the
-  /// answer is never larger than the request: no amplification.
+  /// Appends an error packet. The frontend sends one only to a sender with
+  /// a valid connection id (an unverified sender gets no answer but the
+  /// connect reply), so its size needs no cap against amplification.
   public static func writeError(
-    transactionID: UInt32, message: String, maxLength: Int? = nil, into buffer: inout ByteBuffer
+    transactionID: UInt32, message: String, into buffer: inout ByteBuffer
   ) {
-    var text = Array(message.utf8)
-    if let maxLength { text = Array(text.prefix(max(0, maxLength - 8))) }
     buffer.writeInteger(Action.error.rawValue)
     buffer.writeInteger(transactionID)
-    buffer.writeBytes(text)
+    buffer.writeString(message)
   }
 }

@@ -5,8 +5,14 @@ import Tracker
 
 /// Answers BEP 15 datagrams on one socket. Connects are answered on the event
 /// loop; announces and scrapes run in the tracker off the loop and their
-/// answers hop back. Anti-amplification: until a sender proves its address
-/// with a valid connection id, nothing sent to it is larger than what it sent.
+/// answers hop back.
+///
+/// Anti-amplification and anti-reflection: a sender that has not proved its
+/// address with a valid connection id gets the BEP 15 connect reply (16
+/// bytes for a 16-byte request) and nothing else — every other packet from
+/// it is dropped and counted, so a spoofed flood cannot aim answers at a
+/// victim. Errors (malformed fields, unknown actions) go only to verified
+/// senders.
 final class UDPTrackerHandler: ChannelInboundHandler {
   typealias InboundIn = AddressedEnvelope<ByteBuffer>
   typealias OutboundOut = AddressedEnvelope<ByteBuffer>
@@ -51,31 +57,29 @@ final class UDPTrackerHandler: ChannelInboundHandler {
     else { return }
     let remote = envelope.remoteAddress
 
-    switch UDPPacketCodec.Action(rawValue: header.action) {
-    case .connect:
-      guard header.connectionID == UDPPacketCodec.protocolID else {
-        metrics.failed(.connect, .badRequest)
-        replyError(
-          header, "bad protocol id", to: remote, requestLength: packet.readableBytes,
-          context: context)
-        return
-      }
+    let action = UDPPacketCodec.Action(rawValue: header.action)
+    if action == .connect, header.connectionID == UDPPacketCodec.protocolID {
       var buffer = context.channel.allocator.buffer(capacity: 16)
       UDPPacketCodec.writeConnect(
         transactionID: header.transactionID,
         connectionID: connectionIDs.make(for: client), into: &buffer)
       metrics.succeeded(.connect)
       send(buffer, to: remote, context: context)
+      return
+    }
+    guard connectionIDs.isValid(header.connectionID, for: client) else {
+      // Unverified (forged, stale, another address's id, or junk): silence.
+      // No per-packet log either: a flood must not turn into a log flood.
+      metrics.rejected(.badConnectionID)
+      return
+    }
+    // Verified from here on: full-size answers and error packets are allowed.
+    switch action {
+    case .connect:
+      metrics.failed(.connect, .badRequest)
+      replyError(header, "bad protocol id", to: remote, context: context)
 
     case .announce, .scrape:
-      guard connectionIDs.isValid(header.connectionID, for: client) else {
-        metrics.rejected(.badConnectionID)
-        replyError(
-          header, "bad connection id", to: remote, requestLength: packet.readableBytes,
-          context: context)
-        return
-      }
-      // Verified from here on: full-size answers are allowed.
       guard inFlight < maxInFlightRequests else {
         metrics.rejected(.overload)
         logger.debug("UDP request dropped: too many in flight")
@@ -87,7 +91,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
       } catch {
         metrics.rejected(.malformed)
         logger.debug("rejected UDP request", metadata: ["reason": "\(error.reason)"])
-        replyError(header, error.reason, to: remote, requestLength: nil, context: context)
+        replyError(header, error.reason, to: remote, context: context)
         return
       }
       inFlight += 1
@@ -103,10 +107,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
 
     case .error, nil:
       metrics.rejected(.malformed)
-      let verified = connectionIDs.isValid(header.connectionID, for: client)
-      replyError(
-        header, "unknown action: \(header.action)", to: remote,
-        requestLength: verified ? nil : packet.readableBytes, context: context)
+      replyError(header, "unknown action: \(header.action)", to: remote, context: context)
     }
   }
 
@@ -161,15 +162,13 @@ final class UDPTrackerHandler: ChannelInboundHandler {
       wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: answer)), promise: nil)
   }
 
+  /// Sends an error packet; only ever called for a verified sender.
   private func replyError(
     _ header: UDPPacketCodec.Header, _ message: String, to remote: SocketAddress,
-    requestLength: Int?,
     context: ChannelHandlerContext
   ) {
     var buffer = context.channel.allocator.buffer(capacity: 8 + message.utf8.count)
-    UDPPacketCodec.writeError(
-      transactionID: header.transactionID, message: message, maxLength: requestLength, into: &buffer
-    )
+    UDPPacketCodec.writeError(transactionID: header.transactionID, message: message, into: &buffer)
     send(buffer, to: remote, context: context)
   }
 

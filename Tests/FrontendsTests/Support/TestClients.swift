@@ -192,6 +192,7 @@ final class TestUDPClient {
   let server: SocketAddress
   private var iterator: AsyncStream<AddressedEnvelope<ByteBuffer>>.AsyncIterator
   private let watchdog: Scheduled<Void>
+  private var sentinel: UInt32 = 0
 
   private init(
     channel: any Channel, server: SocketAddress, stream: AsyncStream<AddressedEnvelope<ByteBuffer>>,
@@ -243,6 +244,18 @@ final class TestUDPClient {
   func exchange(_ bytes: [UInt8]) async throws -> [UInt8] {
     try await send(bytes)
     return try await receive()
+  }
+
+  /// Proves that the server answered nothing sent so far: sends a connect
+  /// and checks that the next datagram is its reply. Packets the server
+  /// drops are dropped on its event loop before the connect is read, and
+  /// loopback keeps order, so any answer to them would arrive first.
+  func nextAnswerIsTheReplyToAConnect() async throws -> Bool {
+    sentinel &+= 1
+    let transactionID = 0xC0DE_0000 | sentinel
+    let answer = try await exchange(UDPPackets.connect(transactionID: transactionID))
+    return answer.count == 16 && answer.readUInt32(at: 0) == 0
+      && answer.readUInt32(at: 4) == transactionID
   }
 
   /// Runs a BEP 15 connect and returns the connection id.

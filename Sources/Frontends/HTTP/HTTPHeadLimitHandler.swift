@@ -5,6 +5,10 @@ import NIOCore
 /// defeats a plain idle timeout). On a violation it passes on the bytes
 /// before it, fires the violation as an error for the tracker handler to
 /// answer in order, and drops everything after.
+///
+/// The deadline is a timer started by a head's first byte, so a client that
+/// starts a head and then goes quiet loses its connection slot after the
+/// head timeout, not only after the (longer) idle timeout.
 final class HTTPHeadLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = ByteBuffer
   typealias InboundOut = ByteBuffer
@@ -14,8 +18,10 @@ final class HTTPHeadLimitHandler: ChannelInboundHandler, RemovableChannelHandler
 
   private var scanner: HTTPHeadLimitScanner
   private let headTimeout: TimeAmount
-  private var headDeadline: NIODeadline?
-  private var headsSeenAtDeadline = 0
+  private var context: ChannelHandlerContext?
+  private var headTimer: Scheduled<Void>?
+  /// `scanner.completedHeads` when the running timer started: a later head gets a fresh timer.
+  private var headsSeenAtTimerStart = 0
   private var stopped = false
 
   init(maxRequestLineLength: Int, maxHeadLength: Int, headTimeout: TimeAmount) {
@@ -24,12 +30,26 @@ final class HTTPHeadLimitHandler: ChannelInboundHandler, RemovableChannelHandler
     self.headTimeout = headTimeout
   }
 
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    stopHeadTimer()
+    self.context = nil
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    stopHeadTimer()
+    context.fireChannelInactive()
+  }
+
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     guard !stopped else { return }
     var buffer = unwrapInboundIn(data)
     let violation = buffer.withUnsafeReadableBytes { scanner.scan($0) }
     if let (kind, offset) = violation {
-      stopped = true
+      stop()
       if offset > 0, let prefix = buffer.readSlice(length: offset) {
         context.fireChannelRead(wrapInboundOut(prefix))
       }
@@ -37,20 +57,38 @@ final class HTTPHeadLimitHandler: ChannelInboundHandler, RemovableChannelHandler
       return
     }
     if scanner.isInsideHead {
-      let now = NIODeadline.now()
-      if let deadline = headDeadline, headsSeenAtDeadline == scanner.completedHeads {
-        if now > deadline {
-          stopped = true
-          context.fireErrorCaught(HeadTimeout())
-          return
-        }
-      } else {
-        headDeadline = now + headTimeout
-        headsSeenAtDeadline = scanner.completedHeads
+      if headTimer == nil || headsSeenAtTimerStart != scanner.completedHeads {
+        startHeadTimer(context: context)
       }
     } else {
-      headDeadline = nil
+      stopHeadTimer()
     }
     context.fireChannelRead(data)
+  }
+
+  private func startHeadTimer(context: ChannelHandlerContext) {
+    headTimer?.cancel()
+    headsSeenAtTimerStart = scanner.completedHeads
+    let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+    headTimer = context.eventLoop.scheduleTask(in: headTimeout) {
+      handler.value.headTimedOut()
+    }
+  }
+
+  private func headTimedOut() {
+    headTimer = nil
+    guard !stopped, scanner.isInsideHead, let context else { return }
+    stop()
+    context.fireErrorCaught(HeadTimeout())
+  }
+
+  private func stopHeadTimer() {
+    headTimer?.cancel()
+    headTimer = nil
+  }
+
+  private func stop() {
+    stopped = true
+    stopHeadTimer()
   }
 }

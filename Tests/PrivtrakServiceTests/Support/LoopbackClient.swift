@@ -1,3 +1,5 @@
+import Dispatch
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -8,6 +10,16 @@
 enum LoopbackClient {
   struct Failure: Error, CustomStringConvertible {
     let description: String
+  }
+
+  /// Runs blocking calls (these clients wait in `recv`) on a Dispatch
+  /// thread. Called straight from an async test they would hold one of the
+  /// few cooperative threads (two on a 2-core machine) that an in-process
+  /// server needs to answer, and tests running in parallel would starve it.
+  static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+      DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
   }
 
   /// One HTTP/1.1 GET with `Connection: close`; returns the status and body.
@@ -46,6 +58,21 @@ enum LoopbackClient {
       answers.append(Array(buffer[..<count]))
     }
     return answers
+  }
+
+  /// Sends `packets` from one UDP socket without waiting for answers, then
+  /// `last`, and returns the first datagram that comes back. When the server
+  /// drops `packets` on arrival and answers `last` at once, that is the
+  /// answer to `last`: loopback keeps datagram order.
+  static func firstAnswer(port: Int, after packets: [[UInt8]], to last: [UInt8]) throws -> [UInt8] {
+    let descriptor = try connectedSocket(type: SOCK_DGRAM, port: port)
+    defer { close(descriptor) }
+    for packet in packets { try send(descriptor, packet) }
+    try send(descriptor, last)
+    var buffer = [UInt8](repeating: 0, count: 2048)
+    let count = recv(descriptor, &buffer, buffer.count, 0)
+    guard count > 0 else { throw Failure(description: "no UDP answer (errno \(errno))") }
+    return Array(buffer[..<count])
   }
 
   /// Exchanges a BEP 15 connect, then `announce(connectionID)`; returns the announce answer.

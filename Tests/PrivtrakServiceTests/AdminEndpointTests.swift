@@ -28,19 +28,19 @@ import Testing
     let admin = try await poll("the admin endpoint is bound") {
       server.boundAddress(of: "admin")?.port
     }
-    #expect(try LoopbackClient.get(port: admin, "/healthz") == (200, "ok\n"))
+    #expect(try await LoopbackClient.fetch(port: admin, "/healthz") == (200, "ok\n"))
     _ = try await poll("the server is ready") {
-      try LoopbackClient.get(port: admin, "/readyz") == (200, "ready\n") ? true : nil
+      try await LoopbackClient.fetch(port: admin, "/readyz") == (200, "ready\n") ? true : nil
     }
     let http = try #require(server.boundAddress(of: "http")?.port)
     let udp = try #require(server.boundAddress(of: "udp")?.port)
-    let before = try scrape(admin)
+    let before = try await scrape(admin)
 
     // Three HTTP peers and two UDP peers each announce twice: a baseline,
     // then 1000 bytes up, so each yields exactly one delta.
     for peer in 1...3 {
       for uploaded in [0, 1000] {
-        let (status, body) = try LoopbackClient.get(
+        let (status, body) = try await LoopbackClient.fetch(
           port: http, Self.httpAnnounce(peer: peer, uploaded: uploaded))
         #expect(status == 200)
         #expect(body.contains("8:interval"), "\(body)")
@@ -48,14 +48,14 @@ import Testing
     }
     for peer in 4...5 {
       for uploaded in [0, 1000] {
-        let answer = try LoopbackClient.udpAnnounce(port: udp) {
+        let answer = try await LoopbackClient.udpAnnounceOffPool(port: udp) {
           Self.udpAnnounce(connectionID: $0, peer: peer, uploaded: uploaded)
         }
         #expect(answer.prefix(4) == [0, 0, 0, 1], "an announce answer, not an error")
       }
     }
     // A passkey that is not 32 hexadecimal characters identifies nobody.
-    let refused = try LoopbackClient.get(
+    let refused = try await LoopbackClient.fetch(
       port: http,
       "/\(String(repeating: "z", count: 32))/announce?" + Self.query(peer: 9, uploaded: 0))
     #expect(refused.body.contains("failure reason"))
@@ -63,7 +63,7 @@ import Testing
     // Gauges are refreshed by background steps (publishing, GC census), so
     // wait for them to reach the expected values rather than sample once.
     let after = try await poll("every delta is published and the gauges are refreshed") {
-      let metrics = try scrape(admin)
+      let metrics = try await scrape(admin)
       let published = metrics.value("privtrak_accounting_deltas_published_total")
       return published == before.value("privtrak_accounting_deltas_published_total") + 5
         && metrics.value("privtrak_peers", ["role": "leecher"]) == 5
@@ -96,17 +96,19 @@ import Testing
     #expect(after.value("privtrak_swarms") == 1)
     #expect(after.has("privtrak_http_connections"))
     #expect(
-      !(try LoopbackClient.get(port: admin, "/metrics").body.contains(Self.passkey)),
+      !(try await LoopbackClient.fetch(port: admin, "/metrics").body.contains(Self.passkey)),
       "metrics never carry a passkey")
-    #expect(try LoopbackClient.get(port: admin, "/nothing").status == 404)
+    #expect(try await LoopbackClient.fetch(port: admin, "/nothing").status == 404)
 
     await server.triggerGracefulShutdown()
     try await running.value
-    #expect(throws: LoopbackClient.Failure.self) { try LoopbackClient.get(port: admin, "/healthz") }
+    await #expect(throws: LoopbackClient.Failure.self) {
+      try await LoopbackClient.fetch(port: admin, "/healthz")
+    }
   }
 
-  private func scrape(_ port: Int) throws -> PrometheusText {
-    let (status, body) = try LoopbackClient.get(port: port, "/metrics")
+  private func scrape(_ port: Int) async throws -> PrometheusText {
+    let (status, body) = try await LoopbackClient.fetch(port: port, "/metrics")
     guard status == 200 else { throw LoopbackClient.Failure(description: "/metrics: \(status)") }
     return PrometheusText(body)
   }

@@ -22,6 +22,18 @@ enum LoopbackClient {
     }
   }
 
+  /// ``get(port:_:)`` off the cooperative pool (see ``offPool(_:)``).
+  static func fetch(port: Int, _ target: String) async throws -> (status: Int, body: String) {
+    try await offPool { try get(port: port, target) }
+  }
+
+  /// ``udpAnnounce(port:_:)`` off the cooperative pool (see ``offPool(_:)``).
+  static func udpAnnounceOffPool(
+    port: Int, _ announce: @escaping @Sendable (UInt64) -> [UInt8]
+  ) async throws -> [UInt8] {
+    try await offPool { try udpAnnounce(port: port, announce) }
+  }
+
   /// One HTTP/1.1 GET with `Connection: close`; returns the status and body.
   static func get(port: Int, _ target: String) throws -> (status: Int, body: String) {
     let descriptor = try connectedSocket(type: SOCK_STREAM, port: port)

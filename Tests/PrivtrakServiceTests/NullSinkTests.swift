@@ -1,4 +1,3 @@
-import Dispatch
 import PrivtrakService
 import Testing
 
@@ -22,53 +21,40 @@ import Testing
       server.boundAddress(of: "admin")?.port
     }
     _ = try await poll("the server is ready") {
-      try await offPool { try LoopbackClient.get(port: admin, "/readyz") } == (200, "ready\n")
+      try await LoopbackClient.fetch(port: admin, "/readyz") == (200, "ready\n")
         ? true : nil
     }
     let http = try #require(server.boundAddress(of: "http")?.port)
     let udp = try #require(server.boundAddress(of: "udp")?.port)
     let published = "privtrak_accounting_deltas_published_total"
     let before = PrometheusText(
-      try await offPool { try LoopbackClient.get(port: admin, "/metrics") }.body)
+      try await LoopbackClient.fetch(port: admin, "/metrics").body)
 
     // Two HTTP peers and two UDP peers: a baseline, then 1000 bytes up, so
     // each yields exactly one delta.
     for peer in 1...2 {
       for uploaded in [0, 1000] {
-        let (status, body) = try await offPool {
-          try LoopbackClient.get(
-            port: http, AdminEndpointTests.httpAnnounce(peer: peer, uploaded: uploaded))
-        }
+        let (status, body) = try await LoopbackClient.fetch(
+          port: http, AdminEndpointTests.httpAnnounce(peer: peer, uploaded: uploaded))
         #expect(status == 200)
         #expect(body.contains("8:interval"), "\(body)")
       }
     }
     for peer in 3...4 {
       for uploaded in [0, 1000] {
-        let answer = try await offPool {
-          try LoopbackClient.udpAnnounce(port: udp) {
-            AdminEndpointTests.udpAnnounce(connectionID: $0, peer: peer, uploaded: uploaded)
-          }
+        let answer = try await LoopbackClient.udpAnnounceOffPool(port: udp) {
+          AdminEndpointTests.udpAnnounce(connectionID: $0, peer: peer, uploaded: uploaded)
         }
         #expect(answer.prefix(4) == [0, 0, 0, 1], "an announce answer, not an error")
       }
     }
     _ = try await poll("the four deltas are published to the null sink") {
       let metrics = PrometheusText(
-        try await offPool { try LoopbackClient.get(port: admin, "/metrics") }.body)
+        try await LoopbackClient.fetch(port: admin, "/metrics").body)
       return metrics.value(published) == before.value(published) + 4 ? true : nil
     }
 
     await server.triggerGracefulShutdown()
     try await running.value
-  }
-}
-
-/// Runs a blocking ``LoopbackClient`` call on a Dispatch thread: blocked in
-/// `recv` on one of the few cooperative threads (two on a two-core machine),
-/// it could starve the very server it waits for while other suites run.
-func offPool<T: Sendable>(_ call: @escaping @Sendable () throws -> T) async throws -> T {
-  try await withCheckedThrowingContinuation { continuation in
-    DispatchQueue.global().async { continuation.resume(with: Result { try call() }) }
   }
 }

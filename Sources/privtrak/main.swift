@@ -75,7 +75,9 @@ extension Privtrak {
 
     @Option(
       name: .long,
-      help: "Delta sink: file:PATH, kafka://HOST:PORT/TOPIC or none (overrides sink.url).")
+      help:
+        "Delta sink: file:PATH, kafka://HOST:PORT/TOPIC or null: (discards, benchmarks only) (overrides sink.url)."
+    )
     var sink: String?
 
     func run() async throws {
@@ -92,7 +94,7 @@ extension Privtrak {
       if let sink {
         guard let url = ServiceConfiguration.SinkURL(parsing: sink) else {
           throw ValidationError(
-            "--sink: expected file:PATH, kafka://HOST:PORT/TOPIC or none, got '\(sink)'")
+            "--sink: expected file:PATH, kafka://HOST:PORT/TOPIC or null:, got '\(sink)'")
         }
         configuration.sink = url
       }

@@ -179,6 +179,17 @@ public final class AccountingMiddleware: PreHook, Sendable {
   public func beforeAnnounce(_ request: inout AnnounceRequest, context: inout HookContext)
     async throws(TrackerFailure)
   {
+    if case .suspend(let rest) = try beforeAnnounceWithoutSuspending(&request, context: &context) {
+      try await rest(&request, &context)
+    }
+  }
+
+  /// The same, without suspending unless the batcher is full: identifies
+  /// the user and records the announce at once; only the bounded wait for
+  /// room is left to the returned step.
+  public func beforeAnnounceWithoutSuspending(
+    _ request: inout AnnounceRequest, context: inout HookContext
+  ) throws(TrackerFailure) -> PreHookStep {
     let userID: UserID
     do throws(TrackerFailure) {
       userID = try identifier.identify(request)
@@ -187,10 +198,13 @@ public final class AccountingMiddleware: PreHook, Sendable {
       throw error
     }
     context.userID = userID
-    if let waitingKey = try recorder.recordWithoutWaiting(
-      request, userID: userID, now: context.receivedAt,
-      nowMilliseconds: context.receivedAtMilliseconds)
-    {
+    guard
+      let waitingKey = try recorder.recordWithoutWaiting(
+        request, userID: userID, now: context.receivedAt,
+        nowMilliseconds: context.receivedAtMilliseconds)
+    else { return .done }
+    let recorder = recorder
+    return .suspend { _, context throws(TrackerFailure) in
       try await recorder.recordAfterWaiting(
         waitingKey, now: context.receivedAt, nowMilliseconds: context.receivedAtMilliseconds)
     }

@@ -54,12 +54,38 @@ public protocol PreHook: Sendable {
   /// Called for every announce, in chain order.
   func beforeAnnounce(_ request: inout AnnounceRequest, context: inout HookContext)
     async throws(TrackerFailure)
+  /// The same work without suspending when the hook can: frontends call
+  /// this on their event loop so that the common case costs no task hop.
+  /// Returns ``PreHookStep/done`` when finished, or the rest of the work
+  /// (which the tracker then awaits off the loop). The default defers all
+  /// of it to ``beforeAnnounce(_:context:)``.
+  func beforeAnnounceWithoutSuspending(_ request: inout AnnounceRequest, context: inout HookContext)
+    throws(TrackerFailure) -> PreHookStep
   /// Called for every scrape, in chain order.
   func beforeScrape(_ request: inout ScrapeRequest, context: inout HookContext)
     async throws(TrackerFailure)
 }
 
+/// What a pre-hook's non-suspending attempt left to do.
+public enum PreHookStep: Sendable {
+  /// The hook is finished with this request.
+  case done
+  /// The hook needs to suspend: the tracker awaits this, off the event
+  /// loop, with the request and context as the attempt left them.
+  case suspend(
+    @Sendable (inout AnnounceRequest, inout HookContext) async throws(TrackerFailure) -> Void)
+}
+
 extension PreHook {
+  /// Defers everything to ``beforeAnnounce(_:context:)``.
+  public func beforeAnnounceWithoutSuspending(
+    _ request: inout AnnounceRequest, context: inout HookContext
+  ) throws(TrackerFailure) -> PreHookStep {
+    .suspend { request, context throws(TrackerFailure) in
+      try await self.beforeAnnounce(&request, context: &context)
+    }
+  }
+
   /// Scrapes pass through by default.
   public func beforeScrape(_ request: inout ScrapeRequest, context: inout HookContext)
     async throws(TrackerFailure)

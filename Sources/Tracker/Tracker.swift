@@ -31,25 +31,51 @@ public final class Tracker: Sendable {
   /// shows to the client; nothing is recorded in the peer store then.
   public func announce(_ request: AnnounceRequest) async throws(TrackerFailure) -> AnnounceResponse
   {
+    switch try announceWithoutSuspending(request) {
+    case .answered(let response): return response
+    case .pending(let pending): return try await pending.response()
+    }
+  }
+
+  /// Handles one announce as far as it can without suspending — all of it
+  /// unless a hook must wait (back-pressure) or a hook or post-hook has no
+  /// non-suspending form. Frontends call this on their event loop and hop
+  /// off it only for a ``AnnounceOutcome/pending(_:)`` answer.
+  public func announceWithoutSuspending(_ request: AnnounceRequest) throws(TrackerFailure)
+    -> AnnounceOutcome
+  {
     var request = request
     request.numWant = Self.clamp(
       request.numWant, default: configuration.defaultNumWant, max: configuration.maxNumWant)
     let milliseconds = clock.nowMilliseconds()
     var context = HookContext(
       receivedAt: UInt32(clamping: milliseconds / 1000), receivedAtMilliseconds: milliseconds)
-    for hook in preHooks {
-      try await hook.beforeAnnounce(&request, context: &context)
+    for index in preHooks.indices {
+      let step = try preHooks[index].beforeAnnounceWithoutSuspending(&request, context: &context)
+      if case .suspend(let rest) = step {
+        return .pending(
+          PendingAnnounce(
+            tracker: self, request: request, context: context,
+            stage: .preHook(rest, next: index + 1)))
+      }
     }
+    let response = answer(request, context: context)
+    guard postHooks.isEmpty else {
+      return .pending(
+        PendingAnnounce(
+          tracker: self, request: request, context: context, stage: .postHooks(response)))
+    }
+    return .answered(response)
+  }
+
+  /// The peer store's part: records the peer and builds the answer.
+  fileprivate func answer(_ request: AnnounceRequest, context: HookContext) -> AnnounceResponse {
     let result = peerStore.announce(request, now: context.receivedAt)
-    var response = AnnounceResponse(
+    return AnnounceResponse(
       interval: configuration.announceInterval, minInterval: configuration.minAnnounceInterval,
       complete: result.stats.complete, incomplete: result.stats.incomplete,
       downloaded: result.stats.downloaded,
       peers4: result.peers4, peers6: result.peers6)
-    for hook in postHooks {
-      await hook.afterAnnounce(request, response: &response, context: context)
-    }
-    return response
   }
 
   /// Handles one scrape (several info hashes allowed, BEP 48).
@@ -86,5 +112,51 @@ public final class Tracker: Sendable {
   /// Negative means "client default"; anything above `max` is clamped.
   static func clamp(_ numWant: Int, default defaultValue: Int, max maximum: Int) -> Int {
     numWant < 0 ? min(defaultValue, maximum) : min(numWant, maximum)
+  }
+}
+
+/// How far ``Tracker/announceWithoutSuspending(_:)`` got.
+public enum AnnounceOutcome: Sendable {
+  /// Fully handled: the answer.
+  case answered(AnnounceResponse)
+  /// A hook must suspend: await ``PendingAnnounce/response()`` off the event loop.
+  case pending(PendingAnnounce)
+}
+
+/// The rest of an announce that could not finish without suspending.
+public struct PendingAnnounce: Sendable {
+  fileprivate enum Stage: Sendable {
+    /// A pre-hook's suspended rest, then the pre-hooks from `next` on.
+    case preHook(
+      @Sendable (inout AnnounceRequest, inout HookContext) async throws(TrackerFailure) -> Void,
+      next: Int)
+    /// Only the post-hooks are left.
+    case postHooks(AnnounceResponse)
+  }
+
+  fileprivate let tracker: Tracker
+  fileprivate let request: AnnounceRequest
+  fileprivate let context: HookContext
+  fileprivate let stage: Stage
+
+  /// Finishes the announce (pre-hooks, peer store, post-hooks as left).
+  public func response() async throws(TrackerFailure) -> AnnounceResponse {
+    var request = request
+    var context = context
+    var response: AnnounceResponse
+    switch stage {
+    case .preHook(let rest, let next):
+      try await rest(&request, &context)
+      for hook in tracker.preHooks[next...] {
+        try await hook.beforeAnnounce(&request, context: &context)
+      }
+      response = tracker.answer(request, context: context)
+    case .postHooks(let answered):
+      response = answered
+    }
+    for hook in tracker.postHooks {
+      await hook.afterAnnounce(request, response: &response, context: context)
+    }
+    return response
   }
 }

@@ -53,3 +53,91 @@ final class SharedLog: Sendable {
     #expect(tracker.peerStore.census().swarms == 0)
   }
 }
+
+/// A hook with a non-suspending form; logs which form ran.
+struct ImmediateTestHook: PreHook {
+  let name: String
+  let log: SharedLog
+
+  func beforeAnnounce(_ request: inout AnnounceRequest, context: inout HookContext)
+    async throws(TrackerFailure)
+  {
+    log.entries.withLock { $0.append("later:\(name)") }
+  }
+
+  func beforeAnnounceWithoutSuspending(
+    _ request: inout AnnounceRequest, context: inout HookContext
+  ) throws(TrackerFailure) -> PreHookStep {
+    log.entries.withLock { $0.append("now:\(name)") }
+    return .done
+  }
+}
+
+@Suite struct AnnounceWithoutSuspendingTests {
+  @Test func answersAtOnceWhenEveryHookCan() throws {
+    let log = SharedLog()
+    let tracker = Tracker(preHooks: [
+      ImmediateTestHook(name: "a", log: log), ImmediateTestHook(name: "b", log: log),
+    ])
+    guard case .answered(let response) = try tracker.announceWithoutSuspending(makeRequest(peer: 1))
+    else {
+      Issue.record("expected an immediate answer")
+      return
+    }
+    #expect(response.incomplete == 1)
+    #expect(log.entries.withLock { $0 } == ["now:a", "now:b"])
+    #expect(tracker.peerStore.census().swarms == 1)
+  }
+
+  @Test func aSuspendingHookLeavesTheRestPendingAndNothingRecorded() async throws {
+    let log = SharedLog()
+    let tracker = Tracker(preHooks: [
+      ImmediateTestHook(name: "a", log: log),
+      RecordingTestHook(name: "b", log: log, refuse: false),
+      ImmediateTestHook(name: "c", log: log),
+    ])
+    guard case .pending(let pending) = try tracker.announceWithoutSuspending(makeRequest(peer: 1))
+    else {
+      Issue.record("expected a pending announce")
+      return
+    }
+    // Only the hook before the suspending one ran; the peer store is untouched.
+    #expect(log.entries.withLock { $0 } == ["now:a"])
+    #expect(tracker.peerStore.census().swarms == 0)
+    let response = try await pending.response()
+    #expect(response.incomplete == 1)
+    // The suspended hook, then the later ones in their suspending form, each once.
+    #expect(log.entries.withLock { $0 } == ["now:a", "pre:b", "later:c"])
+    #expect(tracker.peerStore.census().swarms == 1)
+  }
+
+  @Test func aFailureOfTheSuspendedRestRecordsNothing() async throws {
+    let log = SharedLog()
+    let tracker = Tracker(preHooks: [RecordingTestHook(name: "gate", log: log, refuse: true)])
+    guard case .pending(let pending) = try tracker.announceWithoutSuspending(makeRequest(peer: 1))
+    else {
+      Issue.record("expected a pending announce")
+      return
+    }
+    await #expect(throws: TrackerFailure("refused by gate", kind: .forbidden)) {
+      try await pending.response()
+    }
+    #expect(tracker.peerStore.census().swarms == 0)
+  }
+
+  @Test func postHooksRunAfterTheAnswerOffTheLoop() async throws {
+    let log = SharedLog()
+    let post = RecordingTestHook(name: "p", log: log, refuse: false)
+    let tracker = Tracker(preHooks: [ImmediateTestHook(name: "a", log: log)], postHooks: [post])
+    guard case .pending(let pending) = try tracker.announceWithoutSuspending(makeRequest(peer: 1))
+    else {
+      Issue.record("expected a pending announce")
+      return
+    }
+    // The peer store already answered; only the post-hook is left.
+    #expect(tracker.peerStore.census().swarms == 1)
+    let response = try await pending.response()
+    #expect(response.interval == 42)
+    #expect(log.entries.withLock { $0 } == ["now:a", "post:p:false"])
+  }
+}

@@ -161,20 +161,7 @@ final class HTTPTrackerHandler: ChannelDuplexHandler {
       logger.debug("rejected HTTP request", metadata: ["reason": "\(failure.reason)"])
       enqueue(.failure(.ok, failure.reason), head, keepAlive: keepAlive)
     case .announce(let request):
-      let sequence = enqueue(nil, head, keepAlive: keepAlive)
-      let (tracker, metrics) = (tracker, metrics)
-      run(sequence: sequence, context: context) {
-        let start = ContinuousClock.now
-        do throws(TrackerFailure) {
-          let response = try await tracker.announce(request)
-          metrics.succeeded(.announce, since: start)
-          return HTTPTrackerBody.announce(
-            response, compact: request.compact, noPeerID: request.noPeerID)
-        } catch {
-          metrics.failed(.announce, error.kind, since: start)
-          return HTTPTrackerBody.failure(error.reason, retryInMinutes: error.retryInMinutes)
-        }
-      }
+      announce(request, head, keepAlive: keepAlive, context: context)
     case .scrape(let request):
       let sequence = enqueue(nil, head, keepAlive: keepAlive)
       let (tracker, metrics) = (tracker, metrics)
@@ -186,6 +173,45 @@ final class HTTPTrackerHandler: ChannelDuplexHandler {
           return body
         } catch {
           metrics.failed(.scrape, error.kind, since: start)
+          return HTTPTrackerBody.failure(error.reason, retryInMinutes: error.retryInMinutes)
+        }
+      }
+    }
+  }
+
+  /// Answers on the loop when the tracker can finish without suspending
+  /// (the common case); otherwise finishes off the loop, in order.
+  private func announce(
+    _ request: AnnounceRequest, _ head: HTTPRequestHead, keepAlive: Bool,
+    context: ChannelHandlerContext
+  ) {
+    let (tracker, metrics) = (tracker, metrics)
+    let start = ContinuousClock.now
+    let outcome: AnnounceOutcome
+    do throws(TrackerFailure) {
+      outcome = try tracker.announceWithoutSuspending(request)
+    } catch {
+      metrics.failed(.announce, error.kind, since: start)
+      let body = HTTPTrackerBody.failure(error.reason, retryInMinutes: error.retryInMinutes)
+      enqueue(HTTPTrackerReply(status: .ok, body: body), head, keepAlive: keepAlive)
+      return
+    }
+    switch outcome {
+    case .answered(let response):
+      metrics.succeeded(.announce, since: start)
+      let body = HTTPTrackerBody.announce(
+        response, compact: request.compact, noPeerID: request.noPeerID)
+      enqueue(HTTPTrackerReply(status: .ok, body: body), head, keepAlive: keepAlive)
+    case .pending(let pending):
+      let sequence = enqueue(nil, head, keepAlive: keepAlive)
+      run(sequence: sequence, context: context) {
+        do throws(TrackerFailure) {
+          let response = try await pending.response()
+          metrics.succeeded(.announce, since: start)
+          return HTTPTrackerBody.announce(
+            response, compact: request.compact, noPeerID: request.noPeerID)
+        } catch {
+          metrics.failed(.announce, error.kind, since: start)
           return HTTPTrackerBody.failure(error.reason, retryInMinutes: error.retryInMinutes)
         }
       }

@@ -79,30 +79,39 @@ final class UDPTrackerHandler: ChannelInboundHandler {
       metrics.failed(.connect, .badRequest)
       replyError(header, "bad protocol id", to: remote, context: context)
 
-    case .announce, .scrape:
+    case .announce:
       guard inFlight < maxInFlightRequests else {
         metrics.rejected(.overload)
         logger.debug("UDP request dropped: too many in flight")
         return
       }
-      let work: @Sendable (inout ByteBuffer) async -> Void
-      do throws(TrackerFailure) {
-        work = try makeWork(header: header, packet: packet, client: client)
-      } catch {
-        metrics.rejected(.malformed)
-        logger.debug("rejected UDP request", metadata: ["reason": "\(error.reason)"])
-        replyError(header, error.reason, to: remote, context: context)
+      announce(header: header, packet: packet, client: client, to: remote, context: context)
+
+    case .scrape:
+      guard inFlight < maxInFlightRequests else {
+        metrics.rejected(.overload)
+        logger.debug("UDP request dropped: too many in flight")
         return
       }
-      inFlight += 1
-      let eventLoop = context.eventLoop
-      let allocator = context.channel.allocator
-      let handler = NIOLoopBound(self, eventLoop: eventLoop)
-      Task {
-        var buffer = allocator.buffer(capacity: 64)
-        await work(&buffer)
-        let answer = buffer
-        eventLoop.execute { handler.value.finish(answer, to: remote) }
+      let request: ScrapeRequest
+      do throws(TrackerFailure) {
+        request = try UDPPacketCodec.parseScrape(packet, client: client)
+      } catch {
+        rejectMalformed(header, error, to: remote, context: context)
+        return
+      }
+      let (tracker, metrics, transactionID) = (tracker, metrics, header.transactionID)
+      runOffLoop(to: remote, context: context) { buffer in
+        let start = ContinuousClock.now
+        do throws(TrackerFailure) {
+          let response = try await tracker.scrape(request)
+          metrics.succeeded(.scrape, since: start)
+          UDPPacketCodec.writeScrape(response, transactionID: transactionID, into: &buffer)
+        } catch {
+          metrics.failed(.scrape, error.kind, since: start)
+          UDPPacketCodec.writeError(
+            transactionID: transactionID, message: error.reason, into: &buffer)
+        }
       }
 
     case .error, nil:
@@ -111,27 +120,52 @@ final class UDPTrackerHandler: ChannelInboundHandler {
     }
   }
 
-  /// Parses the request now (on the loop, so bad input is answered at
-  /// once) and returns the tracker call that writes the answer.
-  private func makeWork(header: UDPPacketCodec.Header, packet: ByteBuffer, client: IPAddress)
-    throws(TrackerFailure)
-    -> @Sendable (inout ByteBuffer) async -> Void
-  {
-    let (tracker, logger, metrics) = (tracker, logger, metrics)
-    let transactionID = header.transactionID
-    if header.action == UDPPacketCodec.Action.announce.rawValue {
-      let request = try UDPPacketCodec.parseAnnounce(
+  /// Answers on the loop when the tracker can finish without suspending
+  /// (the common case: the answer joins this read burst's batched send);
+  /// otherwise finishes off the loop and hops back.
+  private func announce(
+    header: UDPPacketCodec.Header, packet: ByteBuffer, client: IPAddress,
+    to remote: SocketAddress, context: ChannelHandlerContext
+  ) {
+    let request: AnnounceRequest
+    do throws(TrackerFailure) {
+      request = try UDPPacketCodec.parseAnnounce(
         packet, client: client, acceptClientSuppliedIP: acceptClientSuppliedIP)
-      if let passkey = request.passkey {
-        logger.trace("UDP announce", metadata: ["passkey": "\(redactedPasskey(passkey))"])
-      }
-      return { buffer in
-        let start = ContinuousClock.now
+    } catch {
+      rejectMalformed(header, error, to: remote, context: context)
+      return
+    }
+    if let passkey = request.passkey {
+      logger.trace("UDP announce", metadata: ["passkey": "\(redactedPasskey(passkey))"])
+    }
+    let (transactionID, ipv6, metrics, logger) = (
+      header.transactionID, client.isIPv6, metrics, logger
+    )
+    let start = ContinuousClock.now
+    let outcome: AnnounceOutcome
+    do throws(TrackerFailure) {
+      outcome = try tracker.announceWithoutSuspending(request)
+    } catch {
+      metrics.failed(.announce, error.kind, since: start)
+      logger.debug("UDP announce failed", metadata: ["reason": "\(error.reason)"])
+      replyError(header, error.reason, to: remote, context: context)
+      return
+    }
+    switch outcome {
+    case .answered(let response):
+      metrics.succeeded(.announce, since: start)
+      var buffer = context.channel.allocator.buffer(
+        capacity: 20 + (ipv6 ? 18 : 6) * (response.peers4.count + response.peers6.count))
+      UDPPacketCodec.writeAnnounce(
+        response, transactionID: transactionID, ipv6: ipv6, into: &buffer)
+      send(buffer, to: remote, context: context)
+    case .pending(let pending):
+      runOffLoop(to: remote, context: context) { buffer in
         do throws(TrackerFailure) {
-          let response = try await tracker.announce(request)
+          let response = try await pending.response()
           metrics.succeeded(.announce, since: start)
           UDPPacketCodec.writeAnnounce(
-            response, transactionID: transactionID, ipv6: client.isIPv6, into: &buffer)
+            response, transactionID: transactionID, ipv6: ipv6, into: &buffer)
         } catch {
           metrics.failed(.announce, error.kind, since: start)
           logger.debug("UDP announce failed", metadata: ["reason": "\(error.reason)"])
@@ -140,18 +174,32 @@ final class UDPTrackerHandler: ChannelInboundHandler {
         }
       }
     }
-    let request = try UDPPacketCodec.parseScrape(packet, client: client)
-    return { buffer in
-      let start = ContinuousClock.now
-      do throws(TrackerFailure) {
-        let response = try await tracker.scrape(request)
-        metrics.succeeded(.scrape, since: start)
-        UDPPacketCodec.writeScrape(response, transactionID: transactionID, into: &buffer)
-      } catch {
-        metrics.failed(.scrape, error.kind, since: start)
-        UDPPacketCodec.writeError(
-          transactionID: transactionID, message: error.reason, into: &buffer)
-      }
+  }
+
+  private func rejectMalformed(
+    _ header: UDPPacketCodec.Header, _ error: TrackerFailure, to remote: SocketAddress,
+    context: ChannelHandlerContext
+  ) {
+    metrics.rejected(.malformed)
+    logger.debug("rejected UDP request", metadata: ["reason": "\(error.reason)"])
+    replyError(header, error.reason, to: remote, context: context)
+  }
+
+  /// Runs `work` in a task (it may suspend) and sends what it wrote from
+  /// the loop; counts against ``maxInFlightRequests`` meanwhile.
+  private func runOffLoop(
+    to remote: SocketAddress, context: ChannelHandlerContext,
+    _ work: @escaping @Sendable (inout ByteBuffer) async -> Void
+  ) {
+    inFlight += 1
+    let eventLoop = context.eventLoop
+    let allocator = context.channel.allocator
+    let handler = NIOLoopBound(self, eventLoop: eventLoop)
+    Task {
+      var buffer = allocator.buffer(capacity: 64)
+      await work(&buffer)
+      let answer = buffer
+      eventLoop.execute { handler.value.finish(answer, to: remote) }
     }
   }
 

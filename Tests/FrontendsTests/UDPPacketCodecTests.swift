@@ -176,6 +176,18 @@ struct UDPConnectionIDsTests {
     #expect(!other.isValid(id, for: address), "another secret rejects the id")
   }
 
+  @Test func ipv6IdsAreBoundToTheWholeAddress() {
+    let clock = ManualTestClock()
+    let ids = UDPConnectionIDs(secret: Array(repeating: 7, count: 32), clock: clock)
+    let v6 = IPAddress("2001:db8::1")!
+    let id = ids.make(for: v6)
+    #expect(ids.isValid(id, for: v6))
+    #expect(!ids.isValid(id, for: IPAddress("2001:db8::2")!))
+    #expect(!ids.isValid(id, for: IPAddress("2001:db9::1")!), "the high half counts too")
+    // An IPv4 address and the IPv4-compatible IPv6 address of the same bits differ.
+    #expect(!ids.isValid(ids.make(for: address), for: IPAddress("::192.0.2.10")!))
+  }
+
   @Test func idsLiveBetweenOneAndTwoBuckets() {
     let clock = ManualTestClock(milliseconds: 1_700_000_000_000 - 1_700_000_000_000 % 60_000)
     let ids = UDPConnectionIDs(secret: [1, 2, 3], clock: clock)

@@ -2,8 +2,10 @@ import BitTorrent
 import Crypto
 import Tracker
 
-/// Stateless BEP 15 connection ids: a keyed MAC (HMAC-SHA256, first 64 bits)
-/// over the client's address and a time bucket. Nothing is stored per
+/// Stateless BEP 15 connection ids: a keyed MAC (SipHash-2-4, 64-bit tag)
+/// over the client's address and a time bucket. SipHash rather than
+/// HMAC-SHA256: it was 9% of the UDP announce path's CPU in profiles, and
+/// a 64-bit PRF keyed with 128 bits is as strong as the 64-bit id it fills. Nothing is stored per
 /// client, so a flood of connects costs no memory. The port is deliberately
 /// not part of the MAC: clients share one id across sockets of a host
 /// (libtorrent caches it per tracker, process-wide), and spoofing protection
@@ -17,13 +19,14 @@ public struct UDPConnectionIDs: Sendable {
   /// Length of one time bucket.
   public static let bucketSeconds: Int64 = 60
 
-  private let key: SymmetricKey
+  private let mac: SipHash24
   private let clock: any TrackerClock
 
   /// Creates a generator keyed with `secret` (use the same secret on every
-  /// process behind one address), reading time from `clock`.
+  /// process behind one address), reading time from `clock`. Any length
+  /// works: the MAC key is the first 16 bytes of the secret's SHA-256.
   public init(secret: [UInt8], clock: any TrackerClock) {
-    self.key = SymmetricKey(data: secret)
+    self.mac = SipHash24(key: Array(SHA256.hash(data: secret)).prefix(16))
     self.clock = clock
   }
 
@@ -49,20 +52,14 @@ public struct UDPConnectionIDs: Sendable {
     clock.nowMilliseconds() / 1000 / Self.bucketSeconds
   }
 
+  /// The MAC of bucket ‖ address as 16 bytes (IPv4 mapped into IPv6), as
+  /// three words: no buffer is built.
   private func id(bucket: Int64, address: IPAddress) -> UInt64 {
-    // bucket (8) ‖ address as 16 bytes, IPv4 mapped (16)
-    var message = [UInt8]()
-    message.reserveCapacity(24)
-    for shift in stride(from: 56, through: 0, by: -8) {
-      message.append(UInt8(truncatingIfNeeded: UInt64(bitPattern: bucket) >> UInt64(shift)))
+    let (high, low): (UInt64, UInt64)
+    switch address {
+    case .v4(let value): (high, low) = (0, 0xffff_0000_0000 | UInt64(value))
+    case .v6(let addressHigh, let addressLow): (high, low) = (addressHigh, addressLow)
     }
-    if case .v4 = address {
-      message.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff])
-    }
-    address.append(to: &message)
-    let mac = HMAC<SHA256>.authenticationCode(for: message, using: key)
-    return mac.withUnsafeBytes { bytes in
-      bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
-    }
+    return mac.tag(UInt64(bitPattern: bucket), high, low)
   }
 }

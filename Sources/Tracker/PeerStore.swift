@@ -132,10 +132,14 @@ struct StoredPeer {
 }
 
 struct Swarm {
-  /// Insertion-ordered so a random window can be read in O(numwant).
+  /// Insertion-ordered so a window of peers can be read in O(numwant).
   var peers: OrderedDictionary<PeerID, StoredPeer> = [:]
   var seeders: Int32 = 0
   var snatches: UInt32 = 0
+  /// Where the next answer's window of peers starts: windows rotate, so
+  /// every peer is handed out equally often (without a random-number
+  /// system call per announce).
+  var windowStart: UInt32 = 0
 
   var stats: ScrapeStats {
     ScrapeStats(
@@ -162,7 +166,8 @@ struct Swarm {
       let target = min(wanted, candidates)
       if target > 0 {
         peers4.reserveCapacity(target)
-        let start = Int.random(in: 0..<peers.count)
+        let start = Int(windowStart % UInt32(peers.count))
+        windowStart &+= UInt32(target)
         var offset = 0
         while peers4.count + peers6.count < target, offset < peers.count {
           let index = (start + offset) % peers.count

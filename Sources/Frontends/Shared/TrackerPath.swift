@@ -58,12 +58,12 @@ public enum TrackerPath {
     return nil
   }
 
+  /// Compares bytes: `Substring ==` compares Unicode-canonically, which
+  /// costs far more and means nothing for ASCII path segments.
   private static func action(_ segment: Substring) -> Action? {
-    switch segment {
-    case "announce": .announce
-    case "scrape": .scrape
-    default: nil
-    }
+    if segment.utf8.elementsEqual("announce".utf8) { return .announce }
+    if segment.utf8.elementsEqual("scrape".utf8) { return .scrape }
+    return nil
   }
 
   /// 1…128 characters from `A-Z a-z 0-9 - . _ ~`.

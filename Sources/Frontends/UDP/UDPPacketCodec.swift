@@ -77,8 +77,11 @@ public enum UDPPacketCodec {
       throw TrackerFailure("truncated announce: \(packet.readableBytes) of \(announceLength) bytes")
     }
     let start = packet.readerIndex
-    guard let infoHash = packet.getBytes(at: start + 16, length: 20).flatMap({ InfoHash($0) }),
-      let peerID = packet.getBytes(at: start + 36, length: 20).flatMap({ PeerID($0) }),
+    // Read in place: no intermediate arrays on the hot path.
+    let (infoHash, peerID) = packet.withUnsafeReadableBytes { bytes in
+      (InfoHash(bytes[16..<36]), PeerID(bytes[36..<56]))
+    }
+    guard let infoHash, let peerID,
       let downloaded = packet.getInteger(at: start + 56, as: Int64.self),
       let left = packet.getInteger(at: start + 64, as: Int64.self),
       let uploaded = packet.getInteger(at: start + 72, as: Int64.self),
@@ -102,7 +105,12 @@ public enum UDPPacketCodec {
       packet.getSlice(at: start + announceLength, length: packet.readableBytes - announceLength))
     {
       let text = String(decoding: urlData, as: UTF8.self)
-      let path = text.prefix { $0 != "?" && $0 != "#" }
+      // Byte-wise, not Character-wise: grapheme breaking cost more than the
+      // rest of the parse.
+      let pathEnd =
+        text.utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
+        ?? text.utf8.endIndex
+      let path = text[..<pathEnd]
       guard let route = TrackerPath.route(path), route.action == .announce else {
         throw TrackerFailure("invalid URL data: not an announce path")
       }

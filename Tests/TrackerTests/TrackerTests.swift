@@ -75,6 +75,23 @@ func makeRequest(
     #expect(try await tracker.announce(makeRequest(peer: 1, numWant: 0)).peers4.isEmpty)
   }
 
+  @Test func answerWindowsRotateOverTheWholeSwarm() async throws {
+    let tracker = Tracker()
+    for peer in UInt8(1)...10 {
+      _ = try await tracker.announce(makeRequest(peer: peer, numWant: 0))
+    }
+    // Peer 1 asks for 3 at a time: within four answers it has been handed
+    // every one of the 9 others, and never itself.
+    var seen: [PeerID: Int] = [:]
+    for _ in 0..<4 {
+      let answer = try await tracker.announce(makeRequest(peer: 1, numWant: 3))
+      #expect(answer.peers4.count == 3)
+      for entry in answer.peers4 { seen[entry.peerID, default: 0] += 1 }
+    }
+    #expect(seen[PeerID(Array(repeating: 1, count: 20))!] == nil)
+    #expect(Set(seen.keys) == Set((UInt8(2)...10).map { PeerID(Array(repeating: $0, count: 20))! }))
+  }
+
   @Test func garbageCollectionDropsSilentPeersOnly() async throws {
     let clock = ManualTestClock()
     let tracker = Tracker(

@@ -72,6 +72,12 @@ public final class PrivtrakServer: Sendable {
 
   /// Runs until SIGTERM/SIGINT, then stops accepting, drains and returns.
   public func run() async throws {
+    let threads = EventLoopThreads.resolve(configured: configuration.eventLoopThreads)
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    defer {
+      // Every channel is closed by now; the threads just exit.
+      group.shutdownGracefully { _ in }
+    }
     var admin: AdminServer?
     if let listen = configuration.adminListen {
       // Started first and stopped last: liveness answers during a slow sink
@@ -79,12 +85,12 @@ public final class PrivtrakServer: Sendable {
       let server = AdminServer(
         host: listen.host, port: listen.port, registry: metricsRegistry, readiness: readiness,
         logger: logger)
-      let address = try await server.start()
+      let address = try await server.start(group: group)
       boundAddresses.withLock { $0["admin"] = address }
       admin = server
     }
     do {
-      try await runServices()
+      try await runServices(group: group, threads: threads)
     } catch {
       await admin?.shutdown()
       throw error
@@ -92,7 +98,7 @@ public final class PrivtrakServer: Sendable {
     await admin?.shutdown()
   }
 
-  private func runServices() async throws {
+  private func runServices(group: MultiThreadedEventLoopGroup, threads: Int) async throws {
     var expectedFrontends: [String] = []
     if configuration.httpListen != nil { expectedFrontends.append("http") }
     if configuration.udpListen != nil { expectedFrontends.append("udp") }
@@ -118,7 +124,6 @@ public final class PrivtrakServer: Sendable {
         { @Sendable in sink.isReady ? nil : "Kafka sink \(sink.state)" }
       })
     let tracker = Tracker(configuration: configuration.tracker, preHooks: preHooks)
-    let group = MultiThreadedEventLoopGroup.singleton
     services.append(
       .init(
         service: PeerGarbageCollector(
@@ -150,6 +155,7 @@ public final class PrivtrakServer: Sendable {
       "privtrak starting",
       metadata: [
         "sink": "\(configuration.sink)", "accounting": "\(configuration.accountingEnabled)",
+        "event_loop_threads": "\(threads)",
       ])
     self.serviceGroup.withLock { $0 = serviceGroup }
     try await serviceGroup.run()

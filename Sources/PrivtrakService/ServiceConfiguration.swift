@@ -69,6 +69,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
   public var tracker: TrackerConfiguration
   /// How often silent peers are collected.
   public var gcInterval: Duration
+  /// Event-loop threads serving HTTP, UDP and admin; 0 means one per CPU
+  /// this process may run on (see ``EventLoopThreads``).
+  public var eventLoopThreads = 0
   /// Where deltas go.
   public var sink: SinkURL
   /// When the file sink forces batches to disk.
@@ -150,6 +153,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     tracker.shardCount = try reader.integer("tracker.shards", default: 1024, range: 1...65_536)
     config.tracker = tracker
     config.gcInterval = try reader.seconds("tracker.gc_interval_s", default: 60, minimum: 1)
+    config.eventLoopThreads = try reader.integer(
+      "tracker.event_loop_threads", default: 0, range: 0...1024)
 
     let sinkText = try reader.string("sink.url", default: config.sink.description)
     guard let sink = SinkURL(parsing: sinkText) else {

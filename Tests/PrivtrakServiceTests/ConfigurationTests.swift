@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 
 @testable import PrivtrakService
@@ -19,6 +20,7 @@ import Testing
         announce_interval_s: 600
         min_announce_interval_s: 300
         max_numwant: 80
+        event_loop_threads: 3
       sink:
         url: kafka://broker-1:9092,broker-2:9092/privtrak.deltas
       log:
@@ -32,9 +34,17 @@ import Testing
     #expect(config.tracker.announceInterval == 600)
     #expect(config.tracker.minAnnounceInterval == 300)
     #expect(config.tracker.maxNumWant == 120)
+    #expect(config.eventLoopThreads == 3)
     #expect(
       config.sink == .kafka(bootstrap: "broker-1:9092,broker-2:9092", topic: "privtrak.deltas"))
     #expect(config.logLevel == "debug")
+  }
+
+  @Test func eventLoopThreadsFollowTheAffinityMaskUnlessConfigured() {
+    #expect(EventLoopThreads.resolve(configured: 5) == 5)
+    let available = EventLoopThreads.resolve(configured: 0)
+    #expect(available == EventLoopThreads.available)
+    #expect(available >= 1 && available <= System.coreCount)
   }
 
   @Test func adminListenAndKafkaPropertiesFromFileAndEnvironment() throws {

@@ -29,8 +29,14 @@ struct HTTPHostileInputTests {
         let response = try await connection.readResponse()
         #expect(response?.status == 408)
         #expect(response?.failureReason == "request head not received in time")
+        let waitStarted = ContinuousClock.now
         _ = await connection.waitUntilClosed()
-        #expect(connection.closedByServer)
+        #expect(
+          connection.closedByServer,
+          """
+          closed by the test client's watchdog after \(ContinuousClock.now - waitStarted); \
+          the server holds \(frontend.connectionCount) connections
+          """)
       }
       #expect(await eventually { frontend.connectionCount == 0 })
       // Every slot is free again: a full house of honest clients is served.

@@ -216,8 +216,20 @@ struct UDPFrontendTests {
     }
   }
 
+  @Test func aSecondFrontendCannotTakeAPortInUse() async throws {
+    try await withUDPFrontend { _, address in
+      let second = UDPFrontend(
+        configuration: UDPFrontendConfiguration(host: "127.0.0.1", port: address.port!),
+        tracker: Tracker(), logger: testLogger)
+      // Without SO_REUSEADDR the bind fails instead of splitting the traffic.
+      await #expect(throws: (any Error).self) { try await second.start() }
+      try? await second.shutdown()
+    }
+  }
+
   @Test func severalReusePortSocketsShareOnePort() async throws {
-    try await withUDPFrontend(configure: { $0.socketCount = 3 }) { frontend, address in
+    let threeSockets: (inout UDPFrontendConfiguration) -> Void = { $0.socketCount = 3 }
+    try await withUDPFrontend(configure: threeSockets) { frontend, address in
       #expect(frontend.localAddress?.port == address.port)
       for _ in 0..<6 {
         let client = try await TestUDPClient.connect(to: address, bindHost: "127.0.0.1")

@@ -89,8 +89,11 @@ public final class UDPFrontend: Sendable {
     let configuration = configuration
     let logger = logger
     let metrics = metrics
+    // No SO_REUSEADDR: on UDP it lets another socket bind the same port
+    // (a second tracker would silently take part of the traffic, and
+    // port-0 binds may even be handed a port in use). Several sockets of
+    // one frontend share a port through SO_REUSEPORT instead.
     var bootstrap = DatagramBootstrap(group: group)
-      .channelOption(.socketOption(.so_reuseaddr), value: 1)
       // recvmmsg: up to `vectorReadCount` datagrams of at most
       // `maxDatagramSize` bytes per system call; answers of one burst leave
       // in one sendmmsg (flushed at read completion).

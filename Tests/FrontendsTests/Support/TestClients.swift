@@ -100,6 +100,10 @@ final class TestHTTPConnection {
       flag.fire()
       channel.close(promise: nil)
     }
+    // Once closed (by the server, or by the test) the watchdog has nothing
+    // to do: a test task that resumes late under a busy parallel run must
+    // not mistake a server's close for the watchdog's.
+    channel.closeFuture.whenComplete { _ in watchdog.cancel() }
     return TestHTTPConnection(
       channel: channel, stream: stream, watchdogFlag: flag, watchdog: watchdog)
   }

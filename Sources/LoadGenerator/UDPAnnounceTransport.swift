@@ -3,7 +3,8 @@ import NIOPosix
 
 /// BEP 15 over a few UDP sockets, each acting as one client: it connects,
 /// reuses its connection id for ``LoadConfiguration/connectionIDLifetime``,
-/// connects again when the id is older or the tracker rejects it.
+/// connects again when the id is older, the tracker rejects it, or an
+/// announce timed out.
 final class UDPAnnounceTransport: AnnounceTransport {
   private struct Pending {
     var parameters: AnnounceParameters
@@ -160,6 +161,10 @@ final class UDPAnnounceTransport: AnnounceTransport {
     for client in clients {
       for (transaction, pending) in client.inFlight where pending.sentAt < deadline {
         client.inFlight[transaction] = nil
+        // Trackers that drop packets with an unverifiable id (privtrak
+        // does: no answer to unproven senders) give no error to react to;
+        // as real clients do, the next announce after a timeout connects again.
+        client.connectionID = nil
         run?.announceFinished(pending.parameters, sentAt: pending.sentAt, failure: "timeout")
       }
       if client.connectTransaction != nil, client.connectSentAt < deadline {

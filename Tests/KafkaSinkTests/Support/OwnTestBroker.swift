@@ -75,10 +75,22 @@ final class OwnTestBroker: Sendable {
       defer { posix_spawn_file_actions_destroy(&actions) }
       posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
       posix_spawn_file_actions_adddup2(&actions, 1, 2)
-      let argv: [UnsafeMutablePointer<CChar>?] = ([script] + arguments).map { strdup($0) } + [nil]
-      defer { argv.forEach { free($0) } }
+      // SwiftNIO opens its sockets without O_CLOEXEC, so a child inherits
+      // every socket the test process holds, and the daemonised Tansu
+      // would keep them open: a server's close would then send no FIN
+      // while it lives (other tests' clients wait for EOF in vain). The
+      // child closes everything above stderr before running the script
+      // (glibc's posix_spawn_file_actions_addclosefrom_np is not visible
+      // to Swift without _GNU_SOURCE).
+      let closeInherited =
+        "for fd in $(ls /proc/$$/fd); do [ \"$fd\" -gt 2 ] && eval \"exec $fd>&-\"; done 2>/dev/null; "
+        + "exec \"$0\" \"$@\""
+      let shell = "/bin/bash"
+      let argv: [UnsafeMutablePointer<CChar>?] =
+        ([shell, "-c", closeInherited, script] + arguments).map { strdup($0) } + [nil]
+      defer { for argument in argv { free(argument) } }
       var pid: pid_t = 0
-      let spawned = posix_spawn(&pid, script, &actions, nil, argv, environ)
+      let spawned = posix_spawn(&pid, shell, &actions, nil, argv, environ)
       guard spawned == 0 else { throw TestKafkaError("posix_spawn \(script): \(spawned)") }
       var status: Int32 = 0
       while waitpid(pid, &status, 0) == -1 && errno == EINTR {}

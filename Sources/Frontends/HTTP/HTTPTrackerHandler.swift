@@ -185,36 +185,25 @@ final class HTTPTrackerHandler: ChannelDuplexHandler {
     _ request: AnnounceRequest, _ head: HTTPRequestHead, keepAlive: Bool,
     context: ChannelHandlerContext
   ) {
-    let (tracker, metrics) = (tracker, metrics)
-    let start = ContinuousClock.now
-    let outcome: AnnounceOutcome
-    do throws(TrackerFailure) {
-      outcome = try tracker.announceWithoutSuspending(request)
-    } catch {
-      metrics.failed(.announce, error.kind, since: start)
-      let body = HTTPTrackerBody.failure(error.reason, retryInMinutes: error.retryInMinutes)
+    switch metrics.announce(request, through: tracker) {
+    case .finished(let result):
+      let body = Self.body(of: result, for: request)
       enqueue(HTTPTrackerReply(status: .ok, body: body), head, keepAlive: keepAlive)
-      return
-    }
-    switch outcome {
-    case .answered(let response):
-      metrics.succeeded(.announce, since: start)
-      let body = HTTPTrackerBody.announce(
-        response, compact: request.compact, noPeerID: request.noPeerID)
-      enqueue(HTTPTrackerReply(status: .ok, body: body), head, keepAlive: keepAlive)
-    case .pending(let pending):
+    case .pending(let finish):
       let sequence = enqueue(nil, head, keepAlive: keepAlive)
-      run(sequence: sequence, context: context) {
-        do throws(TrackerFailure) {
-          let response = try await pending.response()
-          metrics.succeeded(.announce, since: start)
-          return HTTPTrackerBody.announce(
-            response, compact: request.compact, noPeerID: request.noPeerID)
-        } catch {
-          metrics.failed(.announce, error.kind, since: start)
-          return HTTPTrackerBody.failure(error.reason, retryInMinutes: error.retryInMinutes)
-        }
-      }
+      run(sequence: sequence, context: context) { Self.body(of: await finish(), for: request) }
+    }
+  }
+
+  /// The bencoded answer (or `failure reason`) of an announce.
+  private static func body(
+    of result: Result<AnnounceResponse, TrackerFailure>, for request: AnnounceRequest
+  ) -> [UInt8] {
+    switch result {
+    case .success(let response):
+      HTTPTrackerBody.announce(response, compact: request.compact, noPeerID: request.noPeerID)
+    case .failure(let error):
+      HTTPTrackerBody.failure(error.reason, retryInMinutes: error.retryInMinutes)
     }
   }
 

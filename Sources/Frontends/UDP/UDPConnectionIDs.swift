@@ -5,8 +5,8 @@ import Tracker
 /// Stateless BEP 15 connection ids: a keyed MAC (SipHash-2-4, 64-bit tag)
 /// over the client's address and a time bucket. SipHash rather than
 /// HMAC-SHA256: it was 9% of the UDP announce path's CPU in profiles, and
-/// a 64-bit PRF keyed with 128 bits is as strong as the 64-bit id it fills. Nothing is stored per
-/// client, so a flood of connects costs no memory. The port is deliberately
+/// a 64-bit PRF keyed with 128 bits is as strong as the 64-bit id it fills.
+/// Nothing is stored per client, so a flood of connects costs no memory. The port is deliberately
 /// not part of the MAC: clients share one id across sockets of a host
 /// (libtorrent caches it per tracker, process-wide), and spoofing protection
 /// is about the address.

@@ -192,7 +192,7 @@ public enum UDPPacketCodec {
   ) {
     let peers = ipv6 ? response.peers6 : response.peers4
     let count = min(peers.count, maxPeers(ipv6: ipv6))
-    buffer.reserveCapacity(minimumWritableBytes: 20 + count * (ipv6 ? 18 : 6))
+    buffer.reserveCapacity(minimumWritableBytes: announceLength(response, ipv6: ipv6))
     buffer.writeInteger(Action.announce.rawValue)
     buffer.writeInteger(transactionID)
     buffer.writeInteger(response.interval)
@@ -222,6 +222,17 @@ public enum UDPPacketCodec {
       buffer.writeInteger(file.stats.downloaded)
       buffer.writeInteger(file.stats.incomplete)
     }
+  }
+
+  /// Bytes of the announce answer ``writeAnnounce(_:transactionID:ipv6:into:)`` writes.
+  public static func announceLength(_ response: AnnounceResponse, ipv6: Bool) -> Int {
+    let peers = ipv6 ? response.peers6.count : response.peers4.count
+    return 20 + min(peers, maxPeers(ipv6: ipv6)) * (ipv6 ? 18 : 6)
+  }
+
+  /// Bytes of the error packet ``writeError(transactionID:message:into:)`` writes.
+  public static func errorLength(message: String) -> Int {
+    8 + message.utf8.count
   }
 
   /// Appends an error packet. The frontend sends one only to a sender with

@@ -138,41 +138,44 @@ final class UDPTrackerHandler: ChannelInboundHandler {
     if let passkey = request.passkey {
       logger.trace("UDP announce", metadata: ["passkey": "\(redactedPasskey(passkey))"])
     }
-    let (transactionID, ipv6, metrics, logger) = (
-      header.transactionID, client.isIPv6, metrics, logger
-    )
-    let start = ContinuousClock.now
-    let outcome: AnnounceOutcome
-    do throws(TrackerFailure) {
-      outcome = try tracker.announceWithoutSuspending(request)
-    } catch {
-      metrics.failed(.announce, error.kind, since: start)
-      logger.debug("UDP announce failed", metadata: ["reason": "\(error.reason)"])
-      replyError(header, error.reason, to: remote, context: context)
-      return
-    }
-    switch outcome {
-    case .answered(let response):
-      metrics.succeeded(.announce, since: start)
+    let (transactionID, ipv6, logger) = (header.transactionID, client.isIPv6, logger)
+    switch metrics.announce(request, through: tracker) {
+    case .finished(let result):
       var buffer = context.channel.allocator.buffer(
-        capacity: 20 + (ipv6 ? 18 : 6) * (response.peers4.count + response.peers6.count))
+        capacity: Self.answerLength(of: result, ipv6: ipv6))
+      Self.write(result, transactionID: transactionID, ipv6: ipv6, logger: logger, into: &buffer)
+      send(buffer, to: remote, context: context)
+    case .pending(let finish):
+      runOffLoop(to: remote, context: context) { buffer in
+        Self.write(
+          await finish(), transactionID: transactionID, ipv6: ipv6, logger: logger, into: &buffer)
+      }
+    }
+  }
+
+  /// The announce answer, or the error packet of a refused announce (the
+  /// sender is verified by now).
+  private static func write(
+    _ result: Result<AnnounceResponse, TrackerFailure>, transactionID: UInt32, ipv6: Bool,
+    logger: Logger, into buffer: inout ByteBuffer
+  ) {
+    switch result {
+    case .success(let response):
       UDPPacketCodec.writeAnnounce(
         response, transactionID: transactionID, ipv6: ipv6, into: &buffer)
-      send(buffer, to: remote, context: context)
-    case .pending(let pending):
-      runOffLoop(to: remote, context: context) { buffer in
-        do throws(TrackerFailure) {
-          let response = try await pending.response()
-          metrics.succeeded(.announce, since: start)
-          UDPPacketCodec.writeAnnounce(
-            response, transactionID: transactionID, ipv6: ipv6, into: &buffer)
-        } catch {
-          metrics.failed(.announce, error.kind, since: start)
-          logger.debug("UDP announce failed", metadata: ["reason": "\(error.reason)"])
-          UDPPacketCodec.writeError(
-            transactionID: transactionID, message: error.reason, into: &buffer)
-        }
-      }
+    case .failure(let error):
+      logger.debug("UDP announce failed", metadata: ["reason": "\(error.reason)"])
+      UDPPacketCodec.writeError(
+        transactionID: transactionID, message: error.reason, into: &buffer)
+    }
+  }
+
+  private static func answerLength(
+    of result: Result<AnnounceResponse, TrackerFailure>, ipv6: Bool
+  ) -> Int {
+    switch result {
+    case .success(let response): UDPPacketCodec.announceLength(response, ipv6: ipv6)
+    case .failure(let error): UDPPacketCodec.errorLength(message: error.reason)
     }
   }
 
@@ -215,7 +218,8 @@ final class UDPTrackerHandler: ChannelInboundHandler {
     _ header: UDPPacketCodec.Header, _ message: String, to remote: SocketAddress,
     context: ChannelHandlerContext
   ) {
-    var buffer = context.channel.allocator.buffer(capacity: 8 + message.utf8.count)
+    var buffer = context.channel.allocator.buffer(
+      capacity: UDPPacketCodec.errorLength(message: message))
     UDPPacketCodec.writeError(transactionID: header.transactionID, message: message, into: &buffer)
     send(buffer, to: remote, context: context)
   }

@@ -25,6 +25,15 @@ for dir in "$here"/overlays/*/; do
     if command -v kubectl >/dev/null 2>&1; then
         if out=$(kubectl kustomize "$dir" 2>&1); then
             echo "$name: kustomize OK ($(printf '%s\n' "$out" | grep -c '^kind:') objects)"
+            # One tracker instance per overlay until swarms are sharded by
+            # info hash (deploy/README.md, "One instance"): replicas would
+            # split swarms and count a dual-stack client's bytes twice.
+            replicas=$(printf '%s\n' "$out" | awk '/^kind: StatefulSet$/ {s=1} /^---/ {s=0} s && /^  replicas:/ {print $2}')
+            if [ "$replicas" = 1 ]; then
+                echo "$name: one tracker instance"
+            else
+                echo "FAIL $name: StatefulSet replicas '$replicas', expected 1 (see deploy/README.md)" >&2; status=1
+            fi
             # Every core object against the Kubernetes OpenAPI schemas, strict
             # (unknown fields are errors); CRDs (Strimzi, ServiceMonitor) have
             # no bundled schema and are reported as skipped.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ else:
 SOURCE_TRACKER = int(lt.peer_info.tracker) if lt else 0x1
 NON_TRACKER_SOURCES = int(lt.peer_info.dht | lt.peer_info.pex | lt.peer_info.lsd) if lt else 0x2 | 0x4 | 0x8
 
-from e2e_helpers import tail
+from support.common import stop_process_group, tail
 
 
 # --------------------------------------------------------------------------
@@ -245,25 +244,6 @@ class TransmissionCli:
         return f"--- transmission-cli :{self.port} rc={rc} files={files}\n{tail(self.log_path, 30)}"
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        stop_process_group(self.proc, grace=5.0)
         if getattr(self, "_log", None):
             self._log.close()
-
-
-def stop_process(proc: Optional[subprocess.Popen], grace: float = 5.0) -> None:
-    """SIGTERM the process group of a process we started (start_new_session=True),
-    then SIGKILL it if it does not exit within `grace` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=grace)

@@ -30,17 +30,12 @@ from typing import Callable, List, Optional
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared `support` package
 
-from clients import LT_IMPORT_ERROR, LtPeer, TransmissionCli, stop_process  # noqa: E402
-from e2e_helpers import (  # noqa: E402
-    DeadlineExceeded,
-    free_port,
-    http_announce,
-    http_scrape,
-    tail,
-    udp_connect,
-    wait_until,
-)
+from clients import LT_IMPORT_ERROR, LtPeer, TransmissionCli  # noqa: E402
+from e2e_helpers import http_announce, http_scrape, udp_connect  # noqa: E402
+from support.common import DeadlineExceeded, stop_process_group, tail, wait_until  # noqa: E402
+from support.ports import free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 START_TIMEOUT = float(os.environ.get("E2E_TRACKER_START_TIMEOUT", "30"))
@@ -124,7 +119,7 @@ class TrackerUnderTest:
         return f"--- tracker {self.kind} http:{self.http_port} udp:{self.udp_port} rc={rc}\n{tail(self.log_path)}"
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        stop_process_group(self.proc, grace=5.0)
 
 
 def _privtrak_config(workdir: Path, http_port: int, udp_port: int) -> Path:
@@ -153,7 +148,11 @@ def _start_privtrak(binary: str, workdir: Path) -> TrackerUnderTest:
     http_port, udp_port = free_port(), free_port()
     cfg = _privtrak_config(workdir, http_port, udp_port)
     t = TrackerUnderTest("privtrak", http_port, udp_port, workdir, workdir / "privtrak.log")
-    cmd = [binary, "serve", "--config", str(cfg), "--http", f"{HOST}:{http_port}", "--udp", f"{HOST}:{udp_port}"]
+    # Every listener on a port of its own, none on a default: the admin
+    # endpoint (default 127.0.0.1:9090) is off, HTTP and UDP get free ports,
+    # so a tracker already running here (`make run`) cannot collide.
+    cmd = [binary, "serve", "--config", str(cfg), "--http", f"{HOST}:{http_port}", "--udp", f"{HOST}:{udp_port}",
+           "--admin", "off"]
     with open(t.log_path, "wb") as log:
         t.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                   cwd=str(workdir), start_new_session=True)

@@ -13,13 +13,10 @@ import os
 import random
 import socket
 import struct
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Optional, Tuple, TypeVar
-
-T = TypeVar("T")
+from typing import Any, Optional, Tuple
 
 # --------------------------------------------------------------------------
 # bencode (tiny, strict enough for tracker responses)
@@ -95,66 +92,8 @@ def bencode(value: Any) -> bytes:
 
 
 # --------------------------------------------------------------------------
-# deadlines
+# files
 # --------------------------------------------------------------------------
-
-
-class DeadlineExceeded(AssertionError):
-    pass
-
-
-def wait_until(
-    predicate: Callable[[], Optional[T]],
-    timeout: float,
-    what: str,
-    interval: float = 0.1,
-    on_timeout: Optional[Callable[[], str]] = None,
-) -> T:
-    """Poll `predicate` until it returns a truthy value or `timeout` passes.
-
-    Returns that value. On timeout raises DeadlineExceeded with `what`, the
-    last exception the predicate raised (if any), and `on_timeout()` details.
-    """
-    deadline = time.monotonic() + timeout
-    last_exc: Optional[BaseException] = None
-    while True:
-        try:
-            result = predicate()
-            if result:
-                return result
-            last_exc = None
-        except Exception as exc:  # noqa: BLE001 - reported on timeout
-            last_exc = exc
-        if time.monotonic() >= deadline:
-            msg = f"timed out after {timeout:.0f}s waiting for {what}"
-            if last_exc is not None:
-                msg += f"; last error: {last_exc!r}"
-            if on_timeout is not None:
-                msg += "\n" + on_timeout()
-            raise DeadlineExceeded(msg)
-        time.sleep(interval)
-
-
-# --------------------------------------------------------------------------
-# ports, files
-# --------------------------------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1", both: bool = True) -> int:
-    """A port currently free for TCP (and UDP, if `both`) on `host`."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind((host, 0))
-            port = t.getsockname()[1]
-            if not both:
-                return port
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                    u.bind((host, port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free TCP+UDP port found")
 
 
 def sha256_file(path: os.PathLike) -> Optional[str]:
@@ -173,15 +112,6 @@ def write_random_file(path: os.PathLike, size: int) -> str:
     with open(path, "wb") as f:
         f.write(data)
     return hashlib.sha256(data).hexdigest()
-
-
-def tail(path: os.PathLike, n: int = 40) -> str:
-    try:
-        with open(path, "rb") as f:
-            lines = f.read().decode(errors="replace").splitlines()
-        return "\n".join(lines[-n:])
-    except FileNotFoundError:
-        return "(no file)"
 
 
 # --------------------------------------------------------------------------

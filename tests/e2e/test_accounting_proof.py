@@ -29,8 +29,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 
 from clients import LT_IMPORT_ERROR, make_private_torrent  # noqa: E402
-from e2e_helpers import sha256_file, wait_until, write_random_file  # noqa: E402
-from harness import Broker, Tracker, runtime_env  # noqa: E402
+from e2e_helpers import sha256_file, write_random_file  # noqa: E402
+from harness import Broker, Tracker  # noqa: E402
+from support.common import runtime_env, wait_until  # noqa: E402
 
 BROKER_PORT = 19497
 PAYLOAD_SIZE = 768 * 1024

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from clients import NON_TRACKER_SOURCES, SOURCE_TRACKER, LtPeer, TransmissionCli, make_private_torrent
-from e2e_helpers import sha256_file, wait_until, write_random_file
+from e2e_helpers import sha256_file, write_random_file
+from support.common import wait_until
 
 PAYLOAD_SIZE = 768 * 1024  # 48 pieces of 16 KiB
 TRANSFER_TIMEOUT = 60.0

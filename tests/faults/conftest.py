@@ -18,8 +18,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared `support` package
 
+import harness  # noqa: E402
 from harness import Broker, S3Store, Tracker  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def broker_quirks():
+    """The BROKER-QUIRK recoveries of one test (listed in its FAULT-FIGURES)."""
+    harness.QUIRKS.clear()
+    yield harness.QUIRKS
 
 
 @pytest.fixture(scope="session")

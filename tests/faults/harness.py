@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import importlib
+import json
 import os
 import random
 import signal
@@ -29,113 +30,17 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
-REPO = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
-RUNTIME_LIB = REPO / ".runtime" / "lib"
-
-
-# --------------------------------------------------------------------------
-# deadlines, ports
-# --------------------------------------------------------------------------
-
-
-class DeadlineExceeded(AssertionError):
-    pass
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05,
-               on_timeout: Optional[Callable[[], str]] = None):
-    """Polls `predicate` until truthy (returned) or raises DeadlineExceeded."""
-    deadline = time.monotonic() + timeout
-    last_exc: Optional[BaseException] = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-            last_exc = None
-        except Exception as exc:  # noqa: BLE001 - reported on timeout
-            last_exc = exc
-        if time.monotonic() >= deadline:
-            msg = f"timed out after {timeout:.1f}s waiting for {what}"
-            if last_exc is not None:
-                msg += f"; last error: {last_exc!r}"
-            if on_timeout is not None:
-                msg += "\n" + on_timeout()
-            raise DeadlineExceeded(msg)
-        time.sleep(interval)
-
-
-_HANDED_OUT: set = set()
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1, never the same one twice
-    in this process (two trackers configured before either binds must not
-    get the same port)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind((HOST, 0))
-            port = t.getsockname()[1]
-            if port in _HANDED_OUT:
-                continue
-            _HANDED_OUT.add(port)
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                    u.bind((HOST, port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free TCP+UDP port")
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((HOST, port)) == 0
-
-
-def tail(path: Path, n: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except FileNotFoundError:
-        return "(no file)"
-
-
-def runtime_env() -> dict:
-    """The environment of scripts/env.sh: librdkafka >= 2.2 first on the path."""
-    env = dict(os.environ)
-    parts = [p for p in env.get("LD_LIBRARY_PATH", "").split(":") if p]
-    if str(RUNTIME_LIB) not in parts:
-        parts.insert(0, str(RUNTIME_LIB))
-    env["LD_LIBRARY_PATH"] = ":".join(parts)
-    return env
-
-
-def stop_pid_group(proc: Optional[subprocess.Popen], grace: float = 10.0) -> None:
-    """SIGTERM (then SIGKILL) a process this harness started in its own session."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.kill(proc.pid, signal.SIGCONT)  # a frozen process cannot act on SIGTERM
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=grace)
+# The helpers both suites share (tests/support; conftest.py puts tests/ on sys.path).
+from support.common import REPO, DeadlineExceeded, runtime_env, stop_process_group, tail, wait_until  # noqa: F401
+from support.ports import HOST, free_port, port_in_use  # noqa: F401
 
 
 def rss_kib(pid: int) -> int:
@@ -198,6 +103,7 @@ class Broker:
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.log_path = workdir / f"tansu-{port}.log"
+        self.cluster_id = f"privtrak-faults-{port}"
 
     @property
     def bootstrap(self) -> str:
@@ -216,7 +122,7 @@ class Broker:
         log.write(f"=== start {self.starts}\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--cluster-id", f"privtrak-faults-{self.port}",
+            [str(tansu_binary()), "broker", "--cluster-id", self.cluster_id,
              "--listener-url", f"tcp://{HOST}:{self.port}",
              "--advertised-listener-url", f"tcp://{HOST}:{self.port}",
              "--storage-engine", self.storage],
@@ -254,7 +160,7 @@ class Broker:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        stop_pid_group(self.proc)
+        stop_process_group(self.proc)
 
     def describe(self) -> str:
         rc = None if self.proc is None else self.proc.poll()
@@ -268,6 +174,7 @@ class S3Store:
         self.port, self.workdir, self.bucket = port, workdir, bucket
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = workdir / f"moto-{port}.log"
+        self._client = None
 
     @property
     def endpoint(self) -> str:
@@ -278,6 +185,21 @@ class S3Store:
         return {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT": self.endpoint,
                 "AWS_ALLOW_HTTP": "true"}
+
+    def get_json(self, key: str) -> Optional[dict]:
+        """An object of the bucket as JSON (None if absent): Tansu's s3://
+        engine keeps its metadata (producers, transactions) in
+        clusters/<cluster>/meta.json, readable without the broker."""
+        import boto3  # moto's own dependency, so present wherever moto is
+        if self._client is None:
+            env = self.broker_env()
+            self._client = boto3.client("s3", endpoint_url=self.endpoint, region_name=env["AWS_DEFAULT_REGION"],
+                                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        try:
+            return json.loads(self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except self._client.exceptions.NoSuchKey:
+            return None
 
     def start(self) -> "S3Store":
         if port_in_use(self.port):
@@ -301,7 +223,7 @@ class S3Store:
         return self
 
     def stop(self) -> None:
-        stop_pid_group(self.proc)
+        stop_process_group(self.proc)
 
 
 # --------------------------------------------------------------------------
@@ -309,21 +231,6 @@ class S3Store:
 # --------------------------------------------------------------------------
 
 PROBE_PASSKEY = "f" * 32
-_ADMIN_SUPPORTED: Dict[str, bool] = {}
-
-
-def admin_supported(binary: str) -> bool:
-    """Whether this build knows `admin.listen` (/healthz, /readyz, /metrics).
-    Every tracker gets its own admin port when it does: the default 9090
-    would collide between instances."""
-    if binary not in _ADMIN_SUPPORTED:
-        import tempfile
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-            f.write(f"admin:\n  listen: {HOST}:{free_port()}\n")
-            f.flush()
-            rc = subprocess.run([binary, "check-config", f.name], capture_output=True, env=runtime_env()).returncode
-        _ADMIN_SUPPORTED[binary] = rc == 0
-    return _ADMIN_SUPPORTED[binary]
 
 
 class Tracker:
@@ -349,9 +256,10 @@ class Tracker:
         kaf.update(kafka or {})
         self.transactional_id = kaf["transactional_id"]
         self.accounting = acc
-        self.admin_port = free_port() if admin_supported(binary) else None
-        admin = ["admin:", f"  listen: {HOST}:{self.admin_port}"] if self.admin_port else []
-        lines = [*admin,
+        # Every listener on a free port, none on a default (a `make run` here
+        # holds 127.0.0.1:6969 and :9090; two instances would collide too).
+        self.admin_port = free_port()
+        lines = ["admin:", f"  listen: {HOST}:{self.admin_port}",
             "http:", f"  listen: {HOST}:{self.http_port}", "  idle_timeout_s: 60",
             "udp:", f"  listen: {HOST}:{self.udp_port}",
             f"  connection_id_secret: {'ab' * 16}",
@@ -405,8 +313,16 @@ class Tracker:
         self.proc.send_signal(signal.SIGKILL)
         return self.proc.wait(timeout=10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: nothing more leaves the process (used for an instant
+        around a broker kill, so an observer can catch up first)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
-        stop_pid_group(self.proc)
+        stop_process_group(self.proc)
 
     def log(self, this_start_only: bool = True) -> str:
         text = self.log_path.read_bytes()
@@ -425,7 +341,6 @@ class Tracker:
 
     def admin_get(self, path: str) -> Tuple[int, str]:
         """GET on the admin port: (status, body)."""
-        assert self.admin_port, "this privtrak build has no admin.listen"
         c = http.client.HTTPConnection(HOST, self.admin_port, timeout=5)
         try:
             c.request("GET", path)
@@ -748,13 +663,41 @@ def delta_pb():
 SENTINEL_TYPE = b"privtrak-faults.sentinel"
 
 
+# --------------------------------------------------------------------------
+# broker quirks (scripts/BROKER-NOTES.md): detected, recovered, logged
+# --------------------------------------------------------------------------
+
+# Every recovery of this test (conftest clears it before each test).
+QUIRKS: List[Tuple[str, str]] = []
+
+
+def quirk(case: str, detail: str) -> None:
+    """Logs one greppable line per detected broker quirk and what the harness
+    did about it: `BROKER-QUIRK <case>: <detail>`."""
+    QUIRKS.append((case, detail))
+    print(f"\nBROKER-QUIRK {case}: {detail}", flush=True)
+
+
+def quirk_counts() -> Dict[str, int]:
+    out: Dict[str, int] = defaultdict(int)
+    for case, _ in QUIRKS:
+        out[case] += 1
+    return dict(out)
+
+
+Origin = Tuple[int, int]
+
+
 @dataclass
 class TopicContents:
     deltas: List[dict] = field(default_factory=list)   # every delta record, in read order
     records: int = 0
+    # (partition, offset) of every delta record read -> the origins it carries
+    where: Dict[Tuple[int, int], List[Origin]] = field(default_factory=dict)
+    recoveries: int = 0                                 # broker-side recoveries this read needed
 
-    def unique(self) -> Dict[Tuple[int, int], dict]:
-        out: Dict[Tuple[int, int], dict] = {}
+    def unique(self) -> Dict[Origin, dict]:
+        out: Dict[Origin, dict] = {}
         for d in self.deltas:
             origin = (d["instance"], d["sequence"])
             if origin in out and out[origin] != d:
@@ -767,11 +710,7 @@ class TopicContents:
         return len(self.deltas) - len(self.unique())
 
     def totals(self) -> Dict[str, Tuple[int, int]]:
-        out: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
-        for d in self.unique().values():
-            out[d["user"]][0] += d["uploaded"]
-            out[d["user"]][1] += d["downloaded"]
-        return {k: (v[0], v[1]) for k, v in out.items()}
+        return totals_of(self.unique().values())
 
     def instances(self) -> Dict[int, int]:
         out: Dict[int, int] = defaultdict(int)
@@ -780,10 +719,92 @@ class TopicContents:
         return dict(out)
 
 
+def totals_of(deltas: Iterable[dict]) -> Dict[str, Tuple[int, int]]:
+    """Per user: (uploaded, downloaded) summed over `deltas` (already unique)."""
+    out: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
+    for d in deltas:
+        out[d["user"]][0] += d["uploaded"]
+        out[d["user"]][1] += d["downloaded"]
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 def _delta_dict(msg) -> dict:
     return {"user": msg.user_id.hex(), "info_hash": msg.info_hash.hex(), "uploaded": msg.uploaded,
             "downloaded": msg.downloaded, "event": int(msg.event), "reset": msg.reset,
             "instance": msg.instance, "sequence": msg.sequence, "seeding": msg.seeding}
+
+
+def decode_record(pb, msg) -> Optional[List[dict]]:
+    """The deltas of one privtrak record; None for a harness sentinel."""
+    kind = dict(msg.headers() or []).get("privtrak-type")
+    if kind == SENTINEL_TYPE:
+        return None
+    if kind == b"privtrak.v1.Delta":
+        d = pb.Delta()
+        d.ParseFromString(msg.value())
+        return [_delta_dict(d)]
+    if kind == b"privtrak.v1.DeltaBatch":
+        b = pb.DeltaBatch()
+        b.ParseFromString(msg.value())
+        return [_delta_dict(d) for d in b.deltas]
+    raise AssertionError(f"record with unknown privtrak-type {kind!r} at {msg.partition()}/{msg.offset()}")
+
+
+# Tansu answers a Fetch with nothing when its storage cannot produce a batch
+# within the request's max wait: with s3:// storage (a LIST and a GET per
+# batch) 20 ms made a read of 600 records take over 120 s (the "never reached
+# their sentinel" failure of issue #11), 1000 ms reads them in 2 s. Reads end
+# at a sentinel, not at a quiet period, so a long max wait costs nothing.
+FETCH_WAIT_MS = 1000
+
+
+class StuckPartitions(DeadlineExceeded):
+    """read_committed never reached the sentinel of these partitions."""
+
+    def __init__(self, message: str, partitions: List[int], sentinel_offsets: Dict[int, int],
+                 positions: Dict[int, int]):
+        super().__init__(message)
+        self.partitions, self.sentinel_offsets, self.positions = partitions, sentinel_offsets, positions
+
+
+def _partitions(bootstrap: str, topic: str) -> List[int]:
+    from confluent_kafka import Producer
+    md = Producer({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    partitions = sorted(md.topics[topic].partitions)
+    if not partitions:
+        raise AssertionError(f"topic {topic} has no partitions")
+    return partitions
+
+
+def produce_sentinels(bootstrap: str, topic: str, partitions: List[int], key: bytes = b"sentinel",
+                      transactional_id: Optional[str] = None) -> Dict[int, int]:
+    """One harness record (skipped by every reader) per partition; their offsets."""
+    from confluent_kafka import Producer
+    config = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0}
+    if transactional_id:
+        config["transactional.id"] = transactional_id
+    producer = Producer(config)
+    offsets: Dict[int, int] = {}
+    errors: List[str] = []
+
+    def delivered(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            offsets[msg.partition()] = msg.offset()
+
+    if transactional_id:
+        producer.init_transactions(30)
+        producer.begin_transaction()
+    for p in partitions:
+        producer.produce(topic, key=key, value=b"", partition=p,
+                         headers=[("privtrak-type", SENTINEL_TYPE)], on_delivery=delivered)
+    remaining = producer.flush(timeout=20)
+    if transactional_id and not remaining and not errors:
+        producer.commit_transaction(30)
+    if remaining or errors or len(offsets) != len(partitions):
+        raise AssertionError(f"sentinel produce to {topic} failed: remaining={remaining} errors={errors}")
+    return offsets
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> TopicContents:
@@ -793,35 +814,17 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> TopicConten
     every partition first, and reading stops when each partition's sentinel
     has been read. (Tansu's high watermark is not trusted: with s3:// storage
     it restarts low after a broker restart.) An open transaction left on a
-    partition blocks its sentinel, so this fails instead of reading short.
+    partition blocks its sentinel: StuckPartitions, never a short read
+    (`read_topic_recovering` handles it).
     """
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition
 
     pb = delta_pb()
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
-    md = producer.list_topics(topic, timeout=10)
-    partitions = sorted(md.topics[topic].partitions)
-    if not partitions:
-        raise AssertionError(f"topic {topic} has no partitions")
-    sentinel_offsets: Dict[int, int] = {}
-    errors: List[str] = []
-
-    def delivered(err, msg):
-        if err is not None:
-            errors.append(str(err))
-        else:
-            sentinel_offsets[msg.partition()] = msg.offset()
-
-    for p in partitions:
-        producer.produce(topic, key=b"sentinel", value=b"", partition=p,
-                         headers=[("privtrak-type", SENTINEL_TYPE)], on_delivery=delivered)
-    remaining = producer.flush(timeout=20)
-    if remaining or errors or len(sentinel_offsets) != len(partitions):
-        raise AssertionError(f"sentinel produce failed: remaining={remaining} errors={errors}")
-
+    partitions = _partitions(bootstrap, topic)
+    sentinel_offsets = produce_sentinels(bootstrap, topic, partitions)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"faults-{os.getpid()}",
                          "isolation.level": "read_committed", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 20, "enable.partition.eof": False})
+                         "fetch.wait.max.ms": FETCH_WAIT_MS, "enable.partition.eof": False})
     contents = TopicContents()
     done = set()
     positions: Dict[int, int] = {p: -1 for p in partitions}
@@ -830,37 +833,197 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> TopicConten
         deadline = time.monotonic() + timeout
         while len(done) < len(partitions):
             if time.monotonic() > deadline:
-                raise DeadlineExceeded(
-                    f"reading {topic}: partitions {sorted(set(partitions) - done)} never reached their "
-                    f"sentinel (offsets {sentinel_offsets}, last read {positions}); an open transaction "
-                    f"blocks read_committed there")
+                stuck = sorted(set(partitions) - done)
+                raise StuckPartitions(
+                    f"reading {topic}: partitions {stuck} never reached their sentinel within {timeout:.0f}s "
+                    f"(sentinels at {sentinel_offsets}, last read {positions}); an open transaction blocks "
+                    f"read_committed there", stuck, dict(sentinel_offsets), dict(positions))
             msg = consumer.poll(0.2)
             if msg is None:
                 continue
             if msg.error():
                 raise AssertionError(f"consumer error: {msg.error()}")
             positions[msg.partition()] = msg.offset()
-            headers = dict(msg.headers() or [])
-            kind = headers.get("privtrak-type")
-            if kind == SENTINEL_TYPE:
+            deltas = decode_record(pb, msg)
+            if deltas is None:
                 if msg.offset() == sentinel_offsets[msg.partition()]:
                     done.add(msg.partition())
                 continue
             contents.records += 1
-            if kind == b"privtrak.v1.Delta":
-                d = pb.Delta()
-                d.ParseFromString(msg.value())
-                contents.deltas.append(_delta_dict(d))
-            elif kind == b"privtrak.v1.DeltaBatch":
-                b = pb.DeltaBatch()
-                b.ParseFromString(msg.value())
-                contents.deltas.extend(_delta_dict(d) for d in b.deltas)
-            else:
-                raise AssertionError(f"record with unknown privtrak-type {kind!r} at "
-                                     f"{msg.partition()}/{msg.offset()}")
+            contents.deltas.extend(deltas)
+            contents.where[(msg.partition(), msg.offset())] = [(d["instance"], d["sequence"]) for d in deltas]
     finally:
         consumer.close()
     return contents
+
+
+def close_stale_transactions(bootstrap: str, transactional_id: str) -> None:
+    """init_transactions with `transactional_id`: the broker ends (aborts) a
+    transaction that id left open. Call only after every process using that
+    id has exited (it fences them)."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id})
+    p.init_transactions(30)
+    p.flush(5)
+
+
+def open_transactions(s3: "S3Store", cluster_id: str) -> List[dict]:
+    """Tansu's own record (s3:// storage: meta.json) of every transaction
+    epoch that is neither Committed nor Aborted, with the offsets it holds.
+    Read_committed cannot pass the first offset of any of them (Tansu's
+    last stable offset is the lowest `offset_start` of these)."""
+    meta = s3.get_json(f"clusters/{cluster_id}/meta.json") or {}
+    out = []
+    for tid, txn in (meta.get("transactions") or {}).items():
+        epochs = txn.get("epochs") or {}
+        last = max((int(e) for e in epochs), default=None)
+        for epoch, detail in epochs.items():
+            state = detail.get("state")
+            if state is None or state in ("Committed", "Aborted"):
+                continue
+            produces = {f"{topic}/{p}": (r["offset_start"], r["offset_end"])
+                        for topic, parts in (detail.get("produces") or {}).items()
+                        for p, r in parts.items() if r}
+            if produces:
+                out.append({"id": tid, "producer": txn.get("producer"), "epoch": int(epoch),
+                            "last_epoch": int(epoch) == last, "state": state, "produces": produces})
+    return out
+
+
+def stable_offsets(s3: "S3Store", cluster_id: str, topic: str, partitions: List[int]) -> Dict[int, int]:
+    """Per partition, Tansu's last stable offset computed as it does
+    (offset_stage): the lowest first offset of an open transaction there,
+    else the high watermark (watermark.json). s3:// storage only."""
+    stable: Dict[int, int] = {}
+    for p in partitions:
+        wm = s3.get_json(f"clusters/{cluster_id}/topics/{topic}/partitions/{p:010d}/watermark.json") or {}
+        stable[p] = int(wm.get("high") or 0)
+    for txn in open_transactions(s3, cluster_id):
+        for where, (start, _) in txn["produces"].items():
+            t, _, p = where.rpartition("/")
+            if t == topic and int(p) in stable:
+                stable[int(p)] = min(stable[int(p)], int(start))
+    return stable
+
+
+def read_topic_recovering(broker: "Broker", topic: str, transactional_ids: Iterable[str],
+                          s3: Optional["S3Store"] = None, attempts: int = 3,
+                          stuck_after: float = 20.0) -> TopicContents:
+    """read_topic, recovering on the broker's side when an open transaction
+    blocks it (Tansu: transaction.timeout.ms is not enforced; a replaced
+    producer's stale request or a broker kill can leave one open; a
+    transaction can also stay in PrepareCommit/PrepareAbort for good when
+    another overlapping one was still open at its end).
+
+    Call only once every process using `transactional_ids` has exited. Each
+    recovery round (at most `attempts`, each logged as BROKER-QUIRK
+    open-transaction) calls init_transactions with those ids (and, on s3://
+    storage, with every id whose last epoch Tansu's metadata shows in
+    Begin), which aborts what they left open, then commits one harness
+    transaction on the blocked partitions, which makes Tansu finalise the
+    prepared transactions it overlaps. Then it reads again. The contents are
+    never shortened: a read that stays blocked fails.
+    """
+    ids = list(dict.fromkeys(transactional_ids))
+    for attempt in range(1, attempts + 2):
+        try:
+            contents = read_topic(broker.bootstrap, topic, timeout=stuck_after)
+            contents.recoveries = attempt - 1
+            if contents.duplicates:
+                quirk("aborted-visible", f"{contents.duplicates} deltas of {topic} were read twice with the same "
+                                         f"origin: copies from aborted transactions, which Tansu shows to "
+                                         f"read_committed; counted once (deduplicated by origin)")
+            return contents
+        except StuckPartitions as exc:
+            blocked = exc
+        evidence = ""
+        round_ids = list(ids)
+        if s3 is not None:
+            txns = open_transactions(s3, broker.cluster_id)
+            evidence = "; Tansu metadata shows open: " + (", ".join(
+                f"{t['id']} producer {t['producer']} epoch {t['epoch']} {t['state']} at {t['produces']}"
+                for t in txns) or "none")
+            round_ids += [t["id"] for t in txns if t["state"] == "Begin" and t["last_epoch"]]
+            round_ids = list(dict.fromkeys(round_ids))
+        if attempt > attempts:
+            raise AssertionError(f"{blocked}\nstill blocked after {attempts} broker-side recoveries{evidence}")
+        quirk("open-transaction",
+              f"read_committed of {topic} blocked on partitions {blocked.partitions} (last read "
+              f"{blocked.positions}, sentinels at {blocked.sentinel_offsets}){evidence}; recovery "
+              f"{attempt}/{attempts}: init_transactions for {round_ids}, then a committed harness "
+              f"transaction on partitions {blocked.partitions}, then read again")
+        for tid in round_ids:
+            close_stale_transactions(broker.bootstrap, tid)
+        produce_sentinels(broker.bootstrap, topic, blocked.partitions, key=b"sweep",
+                          transactional_id=f"faults-sweep-{os.getpid()}-{random.getrandbits(32):08x}")
+    raise AssertionError("unreachable")
+
+
+class CommittedTap:
+    """A read_committed consumer that follows a topic on its own thread and
+    remembers every delta it has seen committed, and where (partition,
+    offset). It is the broker's own testimony, independent of privtrak:
+    a delta the tap saw committed and a later full read no longer finds was
+    dropped by the broker (Tansu's s3:// engine reuses offsets after a
+    restart), never by the tracker."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.bootstrap, self.topic = bootstrap, topic
+        self.partitions = _partitions(bootstrap, topic)
+        self.seen: Dict[Origin, dict] = {}
+        self.where: Dict[Origin, Tuple[int, int]] = {}
+        self.positions: Dict[int, int] = {p: 0 for p in self.partitions}
+        self.errors: List[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="committed-tap")
+
+    def start(self) -> "CommittedTap":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+        pb = delta_pb()
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"faults-tap-{os.getpid()}",
+                             "isolation.level": "read_committed", "enable.auto.commit": False,
+                             "fetch.wait.max.ms": FETCH_WAIT_MS, "enable.partition.eof": False,
+                             "log_level": 0})
+        tps = [TopicPartition(self.topic, p, 0) for p in self.partitions]
+        consumer.assign(tps)
+        try:
+            while not self._stop.is_set():
+                msg = consumer.poll(0.02)
+                if msg is not None and msg.error():
+                    self.errors.append(str(msg.error()))
+                elif msg is not None:
+                    deltas = decode_record(pb, msg) or []
+                    with self._lock:
+                        for d in deltas:
+                            origin = (d["instance"], d["sequence"])
+                            self.seen.setdefault(origin, d)
+                            self.where.setdefault(origin, (msg.partition(), msg.offset()))
+                # The position passes control records (commit markers) too.
+                positions = consumer.position(tps)
+                with self._lock:
+                    for tp in positions:
+                        if tp.offset >= 0:
+                            self.positions[tp.partition] = tp.offset
+        finally:
+            consumer.close()
+
+    def caught_up(self, stable: Dict[int, int]) -> bool:
+        with self._lock:
+            return all(self.positions.get(p, 0) >= off for p, off in stable.items())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the tap consumer did not stop"
+
+    def snapshot(self) -> Tuple[Dict[Origin, dict], Dict[Origin, Tuple[int, int]]]:
+        with self._lock:
+            return dict(self.seen), dict(self.where)
 
 
 def compare(truth: Dict[str, Tuple[int, int]], got: Dict[str, Tuple[int, int]]) -> Dict[str, dict]:
@@ -876,19 +1039,10 @@ def compare(truth: Dict[str, Tuple[int, int]], got: Dict[str, Tuple[int, int]]) 
 
 def report(name: str, **figures) -> None:
     """One greppable line of figures per test (pytest -s shows it; -rA keeps it)."""
+    if QUIRKS:
+        figures["broker_quirks"] = quirk_counts()
     text = " ".join(f"{k}={v}" for k, v in figures.items())
     print(f"\nFAULT-FIGURES {name}: {text}", flush=True)
-
-
-def close_stale_transactions(bootstrap: str, transactional_id: str) -> None:
-    """Tansu quirk (scripts/BROKER-NOTES.md): a request of a replaced producer
-    served after SIGCONT can leave a transaction open, which Kafka would
-    reject (old epoch). A new init_transactions with the same id closes it.
-    Call only after the tracker using that id has exited."""
-    from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id})
-    p.init_transactions(30)
-    p.flush(5)
 
 
 def read_until_totals(bootstrap: str, topic: str, truth: Dict[str, Tuple[int, int]],

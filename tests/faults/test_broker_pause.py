@@ -4,15 +4,20 @@ Announces suspend until `max_wait`, then fail with the retry-later reason;
 the process's memory stays within a bound derived from the configured
 pending bounds; after SIGCONT the tracker catches up and the per-user totals
 equal the ground truth exactly (dedupe by origin). Tansu shows aborted
-records to read_committed consumers, so raw duplicates are reported.
+records to read_committed consumers, so raw duplicates are reported
+(BROKER-QUIRK aborted-visible). A stale request of a producer replaced
+during the freeze can leave a transaction open after SIGCONT, which blocks
+read_committed for good on Tansu: the read detects it and recovers on the
+broker's side (BROKER-QUIRK open-transaction, harness.read_topic_recovering).
 """
 
 from __future__ import annotations
 
 import time
 
-from harness import (Ledger, LoadDriver, RSSSampler, close_stale_transactions, compare, establish,
-                     make_entries, read_topic, report, rss_kib, settle, wait_until)
+from harness import (Ledger, LoadDriver, RSSSampler, compare, establish, make_entries, read_topic_recovering,
+                     report, rss_kib, settle)
+from support.common import wait_until
 
 BROKER_PORT = 19493
 PAUSE_S = 30.0
@@ -68,9 +73,7 @@ def test_broker_paused_30s_under_load(procs):
     settle(tracker, entries, ledger)
     rc = tracker.terminate(timeout=40)
     assert rc == 0, f"exit code {rc}\n{tracker.describe()}"
-    close_stale_transactions(broker.bootstrap, tracker.transactional_id)
-
-    contents = read_topic(broker.bootstrap, topic)
+    contents = read_topic_recovering(broker, topic, [tracker.transactional_id])
     truth = ledger.truth()
     diff = compare(truth, contents.totals())
     bound_kib = rss_before + RSS_ALLOWANCE_KIB

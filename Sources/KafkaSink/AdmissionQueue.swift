@@ -22,9 +22,10 @@ public struct InFlightUsage: Sendable, Hashable, CustomStringConvertible {
 /// Admits publish jobs in arrival order while the in-flight bound has room,
 /// and parks the rest as callbacks (no thread blocked, no task spawned) in a
 /// queue of bounded length. Admission hands the job to `dispatch` under the
-/// lock, so jobs reach the producer thread in admission order.
-final class AdmissionQueue: Sendable {
-  typealias Job = @Sendable () -> Void
+/// lock, so jobs reach the producer thread in admission order. The queue
+/// never runs a job itself, so `Job` is whatever `dispatch` takes (for the
+/// sink, a `ProducerThread` job).
+final class AdmissionQueue<Job: Sendable>: Sendable {
   typealias Failure = @Sendable (any Error) -> Void
 
   /// A parked job.
@@ -33,6 +34,12 @@ final class AdmissionQueue: Sendable {
     var usage: InFlightUsage
     var job: Job
     var fail: Failure
+  }
+
+  /// What `enqueue` did with a job.
+  private enum Outcome {
+    case admitted, parked
+    case failed(any Error)
   }
 
   private struct State {
@@ -49,7 +56,7 @@ final class AdmissionQueue: Sendable {
   let limit: InFlightUsage
   /// How many jobs may wait; one more is rejected with `KafkaSinkError.saturated`.
   let maxWaiters: Int
-  private let dispatch: @Sendable (@escaping Job) -> Bool
+  private let dispatch: @Sendable (Job) -> Bool
   private let observe: @Sendable (InFlightUsage, Int) -> Void
   private let state = Mutex(State())
 
@@ -59,7 +66,7 @@ final class AdmissionQueue: Sendable {
   ///   - observe: told the in-flight usage and the waiter count after each
   ///     change (for gauges); called outside the lock.
   init(
-    limit: InFlightUsage, maxWaiters: Int, dispatch: @escaping @Sendable (@escaping Job) -> Bool,
+    limit: InFlightUsage, maxWaiters: Int, dispatch: @escaping @Sendable (Job) -> Bool,
     observe: @escaping @Sendable (InFlightUsage, Int) -> Void = { _, _ in }
   ) {
     self.limit = limit
@@ -88,11 +95,7 @@ final class AdmissionQueue: Sendable {
   /// Runs `job` now if `usage` fits and nobody waits ahead, else parks it.
   /// `fail` is called instead of `job` when the job is cancelled, rejected
   /// (closed, fenced, saturated) or cannot be dispatched.
-  func enqueue(id: UInt64, usage: InFlightUsage, job: @escaping Job, fail: @escaping Failure) {
-    enum Outcome {
-      case admitted, parked
-      case failed(any Error)
-    }
+  func enqueue(id: UInt64, usage: InFlightUsage, job: Job, fail: @escaping Failure) {
     let (outcome, snapshot) = state.withLock { state -> (Outcome, (InFlightUsage, Int)) in
       let cancelledEarly = state.reserved.removeValue(forKey: id) ?? false
       let outcome: Outcome
@@ -168,7 +171,7 @@ final class AdmissionQueue: Sendable {
   }
 
   /// Counts the usage in and dispatches; undoes the count when dispatch fails.
-  private func admit(_ usage: InFlightUsage, job: @escaping Job, state: inout State) -> Bool {
+  private func admit(_ usage: InFlightUsage, job: Job, state: inout State) -> Bool {
     state.inFlight.deltas += usage.deltas
     state.inFlight.bytes += usage.bytes
     state.peak.deltas = max(state.peak.deltas, state.inFlight.deltas)

@@ -25,8 +25,8 @@ public final class KafkaSink: DeltaSink {
   public let librdkafkaVersion: LibrdkafkaVersion
 
   private let engine: ProducerEngine
-  private let thread: ProducerThread
-  private let admission: AdmissionQueue
+  private let thread: ProducerThread<ProducerEngine>
+  private let admission: AdmissionQueue<ProducerThread<ProducerEngine>.Job>
   private let status: SinkStatus
   private let metrics: KafkaSinkMetrics
   private let logger: Logger
@@ -34,7 +34,8 @@ public final class KafkaSink: DeltaSink {
 
   private init(
     configuration: KafkaSinkConfiguration, version: LibrdkafkaVersion, engine: ProducerEngine,
-    thread: ProducerThread, admission: AdmissionQueue, status: SinkStatus,
+    thread: ProducerThread<ProducerEngine>,
+    admission: AdmissionQueue<ProducerThread<ProducerEngine>.Job>, status: SinkStatus,
     metrics: KafkaSinkMetrics, logger: Logger
   ) {
     self.configuration = configuration
@@ -50,8 +51,7 @@ public final class KafkaSink: DeltaSink {
   deinit {
     // Not closed: let the thread destroy the producer and exit on its own.
     if !closing.withLock({ $0 }) {
-      let engine = engine
-      thread.stop(finally: { engine.shutdown() })
+      thread.stop(finally: { engine in engine.shutdown() })
     }
   }
 
@@ -80,8 +80,9 @@ public final class KafkaSink: DeltaSink {
 
     let metrics = KafkaSinkMetrics(topic: configuration.topic, factory: metricsFactory)
     let status = SinkStatus()
-    let thread = try ProducerThread(name: "privtrak-kafka", idleIntervalMilliseconds: 100)
-    let admission = AdmissionQueue(
+    let thread = ProducerThread<ProducerEngine>(
+      name: "privtrak-kafka", idleIntervalMilliseconds: 100)
+    let admission = AdmissionQueue<ProducerThread<ProducerEngine>.Job>(
       limit: InFlightUsage(
         deltas: configuration.maxInFlightDeltas, bytes: configuration.maxInFlightBytes),
       maxWaiters: configuration.maxWaitingPublishers,
@@ -95,9 +96,10 @@ public final class KafkaSink: DeltaSink {
     let engine = ProducerEngine(
       configuration: configuration, logger: logger, metrics: metrics, status: status,
       onTerminal: { error in admission.reject(with: error) })
+    try thread.start(makeContext: { engine })
 
     let started: Result<Void, KafkaSinkError> = await withCheckedContinuation { continuation in
-      thread.submit {
+      thread.submit { engine in
         do throws(KafkaSinkError) {
           try engine.start()
           continuation.resume(returning: .success(()))
@@ -109,14 +111,14 @@ public final class KafkaSink: DeltaSink {
     if case .failure(let error) = started {
       logger.error("Kafka sink did not start", metadata: ["error": "\(error)"])
       await withCheckedContinuation { continuation in
-        thread.stop(finally: {
+        thread.stop(finally: { engine in
           engine.destroyClient()  // nothing was produced: no flush
           continuation.resume()
         })
       }
       throw error
     }
-    thread.setIdleJob { engine.poll() }
+    thread.setIdleJob { engine in engine.poll() }
     return KafkaSink(
       configuration: configuration, version: version, engine: engine, thread: thread,
       admission: admission,
@@ -139,14 +141,13 @@ public final class KafkaSink: DeltaSink {
       let encoded = EncodedBatch(batch, framing: configuration.framing)
       let usage = InFlightUsage(deltas: encoded.deltaCount, bytes: encoded.byteCount)
       let id = admission.reserveID()
-      let engine = engine
       let admission = admission
       try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation {
           (continuation: CheckedContinuation<Void, any Error>) in
           admission.enqueue(
             id: id, usage: usage,
-            job: {
+            job: { engine in
               let result = engine.publish(encoded)
               admission.release(usage)
               continuation.resume(with: result.mapError { $0 })
@@ -175,9 +176,8 @@ public final class KafkaSink: DeltaSink {
     status.transition(to: .closing)
     admission.reject(with: .closed)
     engine.requestShutdown(within: configuration.shutdownTimeoutMilliseconds)
-    let engine = engine
     await withCheckedContinuation { continuation in
-      thread.stop(finally: {
+      thread.stop(finally: { engine in
         engine.shutdown()
         continuation.resume()
       })

@@ -12,9 +12,15 @@ import CRdKafka
 /// abort, flush, metadata, destroy), so they never occupy Swift's cooperative
 /// pool. Runs jobs one at a time in submission order; while idle it runs the
 /// idle job every `idleIntervalMilliseconds` (to serve `rd_kafka_poll`).
-final class ProducerThread: @unchecked Sendable {
-  // @unchecked: every mutable field below is guarded by `mutex`.
-  typealias Job = @Sendable () -> Void
+///
+/// The thread owns a `Context` (the producer engine): created on the thread
+/// by `start`, handed to each job as its argument and dropped when the
+/// thread exits. The context need not be `Sendable`: it never leaves the
+/// thread, since nothing but the thread's own loop holds it.
+final class ProducerThread<Context>: @unchecked Sendable {
+  // @unchecked: every mutable field below is guarded by `mutex`, which
+  // `pthread_cond_timedwait` needs as a pthread mutex (no Synchronization.Mutex).
+  typealias Job = @Sendable (Context) -> Void
 
   private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
   private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -26,9 +32,9 @@ final class ProducerThread: @unchecked Sendable {
   private let idleIntervalNanoseconds: Int64
   private let name: String
 
-  /// Starts the thread.
+  /// Prepares the thread; `start` launches it. Jobs submitted before wait for it.
   /// - Parameter name: the OS thread name (at most 15 bytes are kept).
-  init(name: String, idleIntervalMilliseconds: Int) throws(KafkaSinkError) {
+  init(name: String, idleIntervalMilliseconds: Int) {
     self.name = name
     self.idleIntervalNanoseconds = Int64(max(1, idleIntervalMilliseconds)) * 1_000_000
     pthread_mutex_init(mutex, nil)
@@ -40,8 +46,12 @@ final class ProducerThread: @unchecked Sendable {
     #endif
     pthread_cond_init(condition, &attributes)
     pthread_condattr_destroy(&attributes)
+  }
 
-    let context = Unmanaged.passRetained(self).toOpaque()
+  /// Launches the thread, which first calls `makeContext` to create the context its jobs get.
+  func start(makeContext: @escaping @Sendable () -> Context) throws(KafkaSinkError) {
+    let entry = ThreadEntry { self.run(makeContext()) }
+    let context = Unmanaged.passRetained(entry).toOpaque()
     #if canImport(Darwin)
       var thread: pthread_t?
     #else
@@ -50,12 +60,11 @@ final class ProducerThread: @unchecked Sendable {
     let result = pthread_create(
       &thread, nil,
       { context in
-        let producerThread = Unmanaged<ProducerThread>.fromOpaque(context!).takeRetainedValue()
-        producerThread.run()
+        Unmanaged<ThreadEntry>.fromOpaque(context!).takeRetainedValue().body()
         return nil
       }, context)
     guard result == 0 else {
-      Unmanaged<ProducerThread>.fromOpaque(context).release()
+      Unmanaged<ThreadEntry>.fromOpaque(context).release()
       throw .startupFailed(
         setting: "kafka", detail: "cannot start the producer thread (pthread_create: \(result))")
     }
@@ -100,7 +109,8 @@ final class ProducerThread: @unchecked Sendable {
     pthread_cond_signal(condition)
   }
 
-  private func run() {
+  /// The thread's loop. `context` lives here only, so only jobs run by this loop see it.
+  private func run(_ context: Context) {
     name.withCString { _ = setCurrentThreadName($0) }
     var lastIdle = monotonicNanoseconds()
     pthread_mutex_lock(mutex)
@@ -113,7 +123,7 @@ final class ProducerThread: @unchecked Sendable {
           head = 0
         }
         pthread_mutex_unlock(mutex)
-        job()
+        job(context)
         pthread_mutex_lock(mutex)
         continue
       }
@@ -121,14 +131,14 @@ final class ProducerThread: @unchecked Sendable {
         let finalJob = exitJob
         exitJob = nil
         pthread_mutex_unlock(mutex)
-        finalJob?()
+        finalJob?(context)
         return
       }
       let now = monotonicNanoseconds()
       if now - lastIdle >= idleIntervalNanoseconds, let idle = idleJob {
         lastIdle = now
         pthread_mutex_unlock(mutex)
-        idle()
+        idle(context)
         pthread_mutex_lock(mutex)
         continue
       }
@@ -150,6 +160,13 @@ final class ProducerThread: @unchecked Sendable {
     defer { pthread_mutex_unlock(mutex) }
     return body()
   }
+}
+
+/// What a new thread runs: a C start routine gets one pointer and cannot
+/// capture context, let alone generic parameters.
+private final class ThreadEntry: Sendable {
+  let body: @Sendable () -> Void
+  init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
 
 /// Nanoseconds of the monotonic clock (the clock the condition variable waits on).

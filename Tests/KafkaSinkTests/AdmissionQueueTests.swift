@@ -6,7 +6,7 @@ import Testing
 /// Drives an `AdmissionQueue` by hand: dispatching a job only records its
 /// name, so each test decides when a job finishes (releases its usage).
 private final class AdmissionHarness: Sendable {
-  let queue: AdmissionQueue
+  let queue: AdmissionQueue<@Sendable () -> Void>
   private let sink = RecordSink()
 
   init(deltas: Int, bytes: Int = 1_000_000, maxWaiters: Int = 100) {

@@ -24,25 +24,27 @@ public final class KafkaSink: DeltaSink {
   /// The librdkafka loaded at run time.
   public let librdkafkaVersion: LibrdkafkaVersion
 
-  private let engine: ProducerEngine
+  /// Runs the `ProducerEngine`, which only its jobs can reach.
   private let thread: ProducerThread<ProducerEngine>
   private let admission: AdmissionQueue<ProducerThread<ProducerEngine>.Job>
+  private let shutdownDeadline: ShutdownDeadline
   private let status: SinkStatus
   private let metrics: KafkaSinkMetrics
   private let logger: Logger
   private let closing = Mutex(false)
 
   private init(
-    configuration: KafkaSinkConfiguration, version: LibrdkafkaVersion, engine: ProducerEngine,
+    configuration: KafkaSinkConfiguration, version: LibrdkafkaVersion,
     thread: ProducerThread<ProducerEngine>,
-    admission: AdmissionQueue<ProducerThread<ProducerEngine>.Job>, status: SinkStatus,
-    metrics: KafkaSinkMetrics, logger: Logger
+    admission: AdmissionQueue<ProducerThread<ProducerEngine>.Job>,
+    shutdownDeadline: ShutdownDeadline, status: SinkStatus, metrics: KafkaSinkMetrics,
+    logger: Logger
   ) {
     self.configuration = configuration
     self.librdkafkaVersion = version
-    self.engine = engine
     self.thread = thread
     self.admission = admission
+    self.shutdownDeadline = shutdownDeadline
     self.status = status
     self.metrics = metrics
     self.logger = logger
@@ -92,11 +94,16 @@ public final class KafkaSink: DeltaSink {
         metrics.inFlightBytes.record(usage.bytes)
         metrics.waitingPublishers.record(waiting)
       })
-    // Once fenced or failed, waiting publishers fail at once with the reason.
-    let engine = ProducerEngine(
-      configuration: configuration, logger: logger, metrics: metrics, status: status,
-      onTerminal: { error in admission.reject(with: error) })
-    try thread.start(makeContext: { engine })
+    let shutdownDeadline = ShutdownDeadline()
+    let context = SinkContext(
+      configuration: configuration, logger: logger, metrics: metrics, status: status)
+    // The engine is created on the producer thread and stays there.
+    try thread.start(makeContext: {
+      ProducerEngine(
+        context: context, shutdownDeadline: shutdownDeadline,
+        // Once fenced or failed, waiting publishers fail at once with the reason.
+        onTerminal: { error in admission.reject(with: error) })
+    })
 
     let started: Result<Void, KafkaSinkError> = await withCheckedContinuation { continuation in
       thread.submit { engine in
@@ -112,7 +119,7 @@ public final class KafkaSink: DeltaSink {
       logger.error("Kafka sink did not start", metadata: ["error": "\(error)"])
       await withCheckedContinuation { continuation in
         thread.stop(finally: { engine in
-          engine.destroyClient()  // nothing was produced: no flush
+          engine.discard()  // nothing was produced: no flush
           continuation.resume()
         })
       }
@@ -120,9 +127,8 @@ public final class KafkaSink: DeltaSink {
     }
     thread.setIdleJob { engine in engine.poll() }
     return KafkaSink(
-      configuration: configuration, version: version, engine: engine, thread: thread,
-      admission: admission,
-      status: status, metrics: metrics, logger: logger)
+      configuration: configuration, version: version, thread: thread, admission: admission,
+      shutdownDeadline: shutdownDeadline, status: status, metrics: metrics, logger: logger)
   }
 
   /// Publishes `batch` atomically; returns once it is durable. Suspends
@@ -175,7 +181,7 @@ public final class KafkaSink: DeltaSink {
     guard first else { return }
     status.transition(to: .closing)
     admission.reject(with: .closed)
-    engine.requestShutdown(within: configuration.shutdownTimeoutMilliseconds)
+    shutdownDeadline.request(within: configuration.shutdownTimeoutMilliseconds)
     await withCheckedContinuation { continuation in
       thread.stop(finally: { engine in
         engine.shutdown()

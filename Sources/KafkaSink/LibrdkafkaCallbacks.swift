@@ -2,8 +2,8 @@ import CRdKafka
 import Logging
 
 // librdkafka calls plain C functions, which cannot capture Swift context: the
-// engine travels as the configuration's opaque pointer (unretained; the
-// engine outlives its rd_kafka_t, which it destroys itself).
+// `ProducerEvents` travel as the configuration's opaque pointer (unretained;
+// the `LibrdkafkaProducer` owning the rd_kafka_t holds them, so they outlive it).
 
 /// Delivery report per record; served by poll/flush/commit on the producer thread.
 let deliveryReportCallback:
@@ -11,8 +11,8 @@ let deliveryReportCallback:
     Void = {
       _, message, opaque in
       guard let message, let opaque else { return }
-      let engine = Unmanaged<ProducerEngine>.fromOpaque(opaque).takeUnretainedValue()
-      engine.deliveryReported(
+      let events = Unmanaged<ProducerEvents>.fromOpaque(opaque).takeUnretainedValue()
+      events.deliveryReported(
         error: message.pointee.err, tag: UInt(bitPattern: message.pointee._private))
     }
 
@@ -21,20 +21,21 @@ let deliveryReportCallback:
 let errorCallback:
   @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void =
     {
-      _, code, reason, opaque in
-      guard let opaque else { return }
-      let engine = Unmanaged<ProducerEngine>.fromOpaque(opaque).takeUnretainedValue()
-      engine.clientErrorReported(
-        code: rd_kafka_resp_err_t(rawValue: code), reason: reason.map { String(cString: $0) } ?? "")
+      client, code, reason, opaque in
+      guard let client, let opaque else { return }
+      let events = Unmanaged<ProducerEvents>.fromOpaque(opaque).takeUnretainedValue()
+      events.clientErrorReported(
+        client: client, code: rd_kafka_resp_err_t(rawValue: code),
+        reason: reason.map { String(cString: $0) } ?? "")
     }
 
 /// librdkafka's own log lines; called from librdkafka's internal threads, so
-/// it only touches the (thread-safe) logger.
+/// it only touches the events' logger (immutable and thread-safe).
 let logCallback:
   @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
     client, level, facility, message in
     guard let client, let opaque = rd_kafka_opaque(client) else { return }
-    let engine = Unmanaged<ProducerEngine>.fromOpaque(opaque).takeUnretainedValue()
+    let logger = Unmanaged<ProducerEvents>.fromOpaque(opaque).takeUnretainedValue().logger
     let facilityName = facility.map { String(cString: $0) } ?? ""
     // Connection failures (facility FAIL) also reach the error callback,
     // which logs them rate-limited; here they would flood during an outage.
@@ -47,7 +48,7 @@ let logCallback:
     case 5, 6: logLevel = .info
     default: logLevel = .debug
     }
-    engine.logger.log(
+    logger.log(
       level: logLevel, "librdkafka: \(message.map { String(cString: $0) } ?? "")",
       metadata: ["librdkafka.facility": "\(facilityName)"])
   }

@@ -13,10 +13,13 @@ let package = Package(
     .library(name: "BitTorrent", targets: ["BitTorrent"]),
     .library(name: "Tracker", targets: ["Tracker"]),
     .library(name: "Frontends", targets: ["Frontends"]),
+    .library(name: "DeltaModel", targets: ["DeltaModel"]),
     .library(name: "Accounting", targets: ["Accounting"]),
     .library(name: "DeltaWire", targets: ["DeltaWire"]),
     .library(name: "FileSink", targets: ["FileSink"]),
     .library(name: "KafkaSink", targets: ["KafkaSink"]),
+    // Shipped like NIOTestUtils: test doubles and bounded waits other packages' tests can reuse.
+    .library(name: "PrivtrakTestSupport", targets: ["PrivtrakTestSupport"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -26,6 +29,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -57,10 +61,21 @@ let package = Package(
       ],
       swiftSettings: strictSettings
     ),
+    // The delta model every producer and consumer of deltas shares: Delta,
+    // DeltaBatch, DeltaSink. Wire code, sinks and readers depend on this, not
+    // on the accounting middleware.
+    .target(
+      name: "DeltaModel",
+      dependencies: ["BitTorrent"],
+      swiftSettings: strictSettings
+    ),
     .target(
       name: "Accounting",
       dependencies: [
         "Tracker",
+        "DeltaModel",
+        .product(name: "DequeModule", package: "swift-collections"),
+        .product(name: "SystemPackage", package: "swift-system"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
       ],
@@ -69,7 +84,8 @@ let package = Package(
     .target(
       name: "DeltaWire",
       dependencies: [
-        "Accounting",
+        "BitTorrent",
+        "DeltaModel",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       swiftSettings: strictSettings
@@ -77,8 +93,9 @@ let package = Package(
     .target(
       name: "FileSink",
       dependencies: [
-        "Accounting",
+        "DeltaModel",
         "DeltaWire",
+        .product(name: "SystemPackage", package: "swift-system"),
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings
@@ -91,7 +108,7 @@ let package = Package(
     .target(
       name: "KafkaSink",
       dependencies: [
-        "Accounting",
+        "DeltaModel",
         "DeltaWire",
         "CRdKafka",
         .product(name: "Logging", package: "swift-log"),
@@ -102,7 +119,8 @@ let package = Package(
     .target(
       name: "PrivtrakService",
       dependencies: [
-        "BitTorrent", "Tracker", "Frontends", "Accounting", "DeltaWire", "FileSink", "KafkaSink",
+        "BitTorrent", "Tracker", "Frontends", "DeltaModel", "Accounting", "DeltaWire", "FileSink",
+        "KafkaSink",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
@@ -117,9 +135,11 @@ let package = Package(
     .executableTarget(
       name: "privtrak",
       dependencies: [
-        "PrivtrakService", "FileSink", "KafkaSink", "DeltaWire", "Accounting", "BitTorrent",
+        "PrivtrakService", "FileSink", "KafkaSink", "DeltaWire", "DeltaModel", "Accounting",
+        "BitTorrent",
         "LoadGenerator",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "SystemPackage", package: "swift-system"),
       ],
       // main.swift holds the @main type; with more than one source file SwiftPM
       // would otherwise compile main.swift as top-level code.
@@ -137,7 +157,7 @@ let package = Package(
     .executableTarget(
       name: "KafkaSinkBench",
       dependencies: [
-        "KafkaSink", "Accounting", "DeltaWire", "BitTorrent",
+        "KafkaSink", "DeltaModel", "DeltaWire", "BitTorrent",
         .product(name: "Logging", package: "swift-log"),
       ],
       path: "Benchmarks/KafkaSinkBench",
@@ -145,18 +165,25 @@ let package = Package(
     ),
     .executableTarget(
       name: "AccountingBench",
-      dependencies: ["Accounting"],
+      dependencies: ["Accounting", "DeltaModel"],
       path: "Benchmarks/AccountingBench",
       exclude: ["Support"],
       swiftSettings: strictSettings
     ),
+    .target(
+      name: "PrivtrakTestSupport",
+      dependencies: ["Tracker"],
+      swiftSettings: strictSettings
+    ),
     .testTarget(
       name: "BitTorrentTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
-    .testTarget(name: "TrackerTests", dependencies: ["Tracker"], swiftSettings: strictSettings),
+    .testTarget(
+      name: "TrackerTests", dependencies: ["Tracker", "PrivtrakTestSupport"],
+      swiftSettings: strictSettings),
     .testTarget(
       name: "FrontendsTests",
       dependencies: [
-        "Frontends", "Tracker", "BitTorrent",
+        "Frontends", "Tracker", "BitTorrent", "PrivtrakTestSupport",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
@@ -166,32 +193,38 @@ let package = Package(
     .testTarget(
       name: "AccountingTests",
       dependencies: [
-        "Accounting", "Tracker", "BitTorrent",
+        "Accounting", "DeltaModel", "Tracker", "BitTorrent", "PrivtrakTestSupport",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "MetricsTestKit", package: "swift-metrics"),
       ],
       swiftSettings: strictSettings
     ),
     .testTarget(
-      name: "DeltaWireTests", dependencies: ["DeltaWire"], resources: [],
+      name: "DeltaWireTests", dependencies: ["DeltaWire", "DeltaModel", "BitTorrent"], resources: [],
       swiftSettings: strictSettings),
-    .testTarget(name: "FileSinkTests", dependencies: ["FileSink"], swiftSettings: strictSettings),
     .testTarget(
-      name: "KafkaSinkTests", dependencies: ["KafkaSink", "Accounting", "Tracker", "BitTorrent"],
+      name: "FileSinkTests", dependencies: ["FileSink", "DeltaModel", "PrivtrakTestSupport"],
+      swiftSettings: strictSettings),
+    .testTarget(
+      name: "KafkaSinkTests",
+      dependencies: [
+        "KafkaSink", "DeltaModel", "Accounting", "Tracker", "BitTorrent", "PrivtrakTestSupport",
+      ],
       swiftSettings: strictSettings),
     .testTarget(
       name: "PrivtrakServiceTests",
-      dependencies: ["PrivtrakService", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "PrivtrakService", "PrivtrakTestSupport", .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strictSettings
     ),
     .testTarget(
       name: "LoadGeneratorTests",
       dependencies: [
-        "LoadGenerator", "Frontends", "Tracker", "Accounting", "BitTorrent",
+        "LoadGenerator", "Frontends", "Tracker", "Accounting", "DeltaModel", "BitTorrent",
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings
     ),
-    .testTarget(name: "EndToEndTests", dependencies: ["BitTorrent"], swiftSettings: strictSettings),
   ]
 )

@@ -1,5 +1,6 @@
 import Accounting
 import BitTorrent
+import DeltaModel
 import Logging
 import Metrics
 import Tracker

@@ -8,8 +8,8 @@
 //                  [--delivery exactly-once|at-least-once] [--linger-ms N]
 //                  [--kcat-input FILE]
 
-import Accounting
 import BitTorrent
+import DeltaModel
 import DeltaWire
 import KafkaSink
 import Logging

@@ -1,4 +1,5 @@
 import BitTorrent
+import DeltaModel
 
 /// The accounting rules of design.md as one pure function: what an announce
 /// emits and what it does to its entry. No locks, no I/O; the caller applies

@@ -1,4 +1,5 @@
 import BitTorrent
+import DeltaModel
 
 /// The binary snapshot format, version 1. All integers little-endian;
 /// identifiers (user id, info hash, peer id, IP) in their network byte order.

@@ -1,4 +1,4 @@
-import Accounting
+import DeltaModel
 
 /// What a `DeltaBatch` message carries besides its deltas. Both values are
 /// informational; on the wire an absent value is 0.

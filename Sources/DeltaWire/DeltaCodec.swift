@@ -1,4 +1,4 @@
-import Accounting
+import DeltaModel
 import SwiftProtobuf
 
 /// Binary encoding of deltas and batches in the `privtrak.v1` wire schema

@@ -1,5 +1,5 @@
-import Accounting
 import BitTorrent
+import DeltaModel
 
 /// One-line JSON rendering of a delta, for `privtrak tail --json`.
 ///

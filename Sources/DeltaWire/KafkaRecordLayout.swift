@@ -1,4 +1,4 @@
-import Accounting
+import DeltaModel
 
 /// How deltas map onto Kafka records.
 public enum RecordFraming: String, Sendable, Hashable, CaseIterable {

@@ -1,4 +1,4 @@
-import Accounting
+import DeltaModel
 import DeltaWire
 
 /// Reads the batches of a delta log in order, including one another process

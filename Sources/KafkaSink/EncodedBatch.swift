@@ -1,4 +1,4 @@
-import Accounting
+import DeltaModel
 import DeltaWire
 
 /// A batch's Kafka records (DeltaWire layout) packed into one byte buffer, so

@@ -1,5 +1,5 @@
-import Accounting
 import CRdKafka
+import DeltaModel
 import DeltaWire
 
 /// One consumed record, decoded.

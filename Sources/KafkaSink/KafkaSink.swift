@@ -1,4 +1,4 @@
-import Accounting
+import DeltaModel
 import Logging
 import Metrics
 import Synchronization

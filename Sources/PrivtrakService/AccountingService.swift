@@ -1,4 +1,5 @@
 import Accounting
+import DeltaModel
 import ServiceLifecycle
 
 /// Runs the accounting middleware's publishing, GC and snapshot loops as a

@@ -1,4 +1,5 @@
 import Accounting
+import DeltaModel
 import FileSink
 import Frontends
 import KafkaSink

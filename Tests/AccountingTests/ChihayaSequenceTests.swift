@@ -1,5 +1,6 @@
 import Accounting
 import BitTorrent
+import DeltaModel
 import Testing
 import Tracker
 

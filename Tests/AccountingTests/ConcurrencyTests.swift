@@ -1,7 +1,9 @@
 import Accounting
 import BitTorrent
+import DeltaModel
 import Logging
 import Metrics
+import PrivtrakTestSupport
 import Synchronization
 import Testing
 import Tracker
@@ -104,7 +106,7 @@ struct ConcurrencyTests {
     let configuration = AccountingConfiguration(
       batchSize: 50, flushInterval: .milliseconds(5), maxPendingDeltas: 256, maxWait: .seconds(10),
       maxWaiters: 1000, gcInterval: .seconds(3600), shardCount: 64, snapshotInterval: nil)
-    let trackerClock = ManualTrackerClock()
+    let trackerClock = ManualTestClock(milliseconds: 1_704_067_200_000)
     let middleware = await AccountingMiddleware(
       configuration: configuration, sink: sink, trackerClock: trackerClock,
       clock: ContinuousClock(),

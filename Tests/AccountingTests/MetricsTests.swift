@@ -1,6 +1,8 @@
 import Accounting
 import BitTorrent
+import DeltaModel
 import MetricsTestKit
+import PrivtrakTestSupport
 import Testing
 import Tracker
 

@@ -1,5 +1,7 @@
 import Accounting
 import BitTorrent
+import DeltaModel
+import PrivtrakTestSupport
 import Testing
 import Tracker
 
@@ -169,7 +171,7 @@ struct SnapshotTests {
     let seeder = TestClient(user: 1, torrent: 1)
     let leecher = TestClient(user: 2, torrent: 1)
     let restarter = TestClient(user: 3, torrent: 1)
-    let trackerClock = ManualTrackerClock()
+    let trackerClock = ManualTestClock(milliseconds: 1_704_067_200_000)
 
     let firstSink = CollectingTestSink()
     let first = await AccountingHarness(

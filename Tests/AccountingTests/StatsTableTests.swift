@@ -1,4 +1,5 @@
 import BitTorrent
+import DeltaModel
 import Testing
 
 @testable import Accounting

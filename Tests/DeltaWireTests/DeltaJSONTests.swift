@@ -1,5 +1,5 @@
-import Accounting
 import BitTorrent
+import DeltaModel
 import Testing
 
 @testable import DeltaWire

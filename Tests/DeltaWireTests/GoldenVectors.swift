@@ -1,5 +1,5 @@
-import Accounting
 import BitTorrent
+import DeltaModel
 import Foundation
 
 /// The golden vectors of `schemas/testdata/`: each binary file with the model

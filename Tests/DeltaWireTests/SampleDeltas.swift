@@ -1,5 +1,5 @@
-import Accounting
 import BitTorrent
+import DeltaModel
 
 /// Deltas shaped like the accounting produces them.
 enum SampleDeltas {

@@ -1,4 +1,4 @@
-import Accounting
+import DeltaModel
 import FileSink
 import Testing
 

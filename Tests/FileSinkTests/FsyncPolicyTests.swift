@@ -1,5 +1,6 @@
-import Accounting
+import DeltaModel
 import FileSink
+import PrivtrakTestSupport
 import Testing
 
 /// fdatasync calls counted per policy (what reaches the platter cannot be
@@ -78,9 +79,9 @@ import Testing
     try await sink.publish(batches[0])
     #expect(await sink.statistics.syncs == 0)
 
-    await eventually("the sync loop to sleep") { clock.sleeperCount == 1 }
+    try await waitUntil("the sync loop to sleep") { clock.sleeperCount == 1 }
     clock.advance(by: .seconds(5))
-    await eventually("the periodic sync") { await sink.statistics.syncs == 1 }
+    try await waitUntil("the periodic sync") { await sink.statistics.syncs == 1 }
     #expect(await sink.statistics.unsyncedBytes == 0)
 
     syncing.cancel()

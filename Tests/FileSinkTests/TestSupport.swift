@@ -1,5 +1,5 @@
-import Accounting
 import BitTorrent
+import DeltaModel
 import Foundation
 import Synchronization
 import Testing
@@ -103,87 +103,4 @@ enum SampleBatches {
         })
     }
   }
-}
-
-/// A clock tests move by hand; sleepers wake when it passes their deadline.
-final class ManualTestClock: Clock, Sendable {
-  struct Instant: InstantProtocol {
-    var offset: Duration
-    func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
-    func duration(to other: Instant) -> Duration { other.offset - offset }
-    static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
-  }
-
-  private struct Sleeper {
-    var id: Int
-    var deadline: Instant
-    var continuation: CheckedContinuation<Void, any Error>
-  }
-
-  private struct State {
-    var now = Instant(offset: .zero)
-    var nextID = 0
-    var sleepers: [Sleeper] = []
-    var cancelled: Set<Int> = []
-  }
-
-  private let state = Mutex(State())
-
-  var now: Instant { state.withLock { $0.now } }
-  var minimumResolution: Duration { .nanoseconds(1) }
-
-  /// How many tasks are sleeping on this clock.
-  var sleeperCount: Int { state.withLock { $0.sleepers.count } }
-
-  func advance(by duration: Duration) {
-    let due = state.withLock { state -> [Sleeper] in
-      state.now = state.now.advanced(by: duration)
-      let now = state.now
-      let due = state.sleepers.filter { $0.deadline <= now }
-      state.sleepers.removeAll { $0.deadline <= now }
-      return due
-    }
-    for sleeper in due { sleeper.continuation.resume() }
-  }
-
-  func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
-    let id = state.withLock { state -> Int in
-      state.nextID += 1
-      return state.nextID
-    }
-    try await withTaskCancellationHandler {
-      try await withCheckedThrowingContinuation {
-        (continuation: CheckedContinuation<Void, any Error>) in
-        let outcome = state.withLock { state -> Result<Void, any Error>? in
-          if state.cancelled.contains(id) { return .failure(CancellationError()) }
-          if deadline <= state.now { return .success(()) }
-          state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
-          return nil
-        }
-        if let outcome { continuation.resume(with: outcome) }
-      }
-    } onCancel: {
-      let sleeper = state.withLock { state -> Sleeper? in
-        state.cancelled.insert(id)
-        guard let index = state.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
-        return state.sleepers.remove(at: index)
-      }
-      sleeper?.continuation.resume(throwing: CancellationError())
-    }
-  }
-}
-
-/// Waits for a condition the code under test makes true, failing the test
-/// after a generous deadline instead of hanging (the deadline never decides
-/// a passing run).
-func eventually(
-  _ what: String, within limit: Duration = .seconds(10), _ condition: () async -> Bool,
-  sourceLocation: SourceLocation = #_sourceLocation
-) async {
-  let deadline = ContinuousClock.now + limit
-  while ContinuousClock.now < deadline {
-    if await condition() { return }
-    try? await Task.sleep(for: .milliseconds(1))
-  }
-  Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
 }

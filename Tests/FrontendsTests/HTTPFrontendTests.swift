@@ -1,6 +1,7 @@
 import BitTorrent
 import Frontends
 import NIOCore
+import PrivtrakTestSupport
 import Testing
 import Tracker
 
@@ -388,7 +389,7 @@ struct HTTPFrontendTests {
       #expect(third.closedByServer)
 
       try await first.channel.close()
-      #expect(await eventually { frontend.connectionCount == 1 })
+      try await waitUntil("one connection registered") { frontend.connectionCount == 1 }
       let fourth = try await TestHTTPConnection.connect(to: address)
       #expect(try await fourth.get("/announce").status == 200, "a slot freed up")
     }

@@ -1,6 +1,7 @@
 import BitTorrent
 import Frontends
 import NIOCore
+import PrivtrakTestSupport
 import Testing
 import Tracker
 
@@ -38,7 +39,7 @@ struct HTTPHostileInputTests {
           the server holds \(frontend.connectionCount) connections
           """)
       }
-      #expect(await eventually { frontend.connectionCount == 0 })
+      try await waitUntil("every connection closed") { frontend.connectionCount == 0 }
       // Every slot is free again: a full house of honest clients is served.
       var honest: [TestHTTPConnection] = []
       for _ in 0..<8 { honest.append(try await TestHTTPConnection.connect(to: address)) }

@@ -1,6 +1,7 @@
 import BitTorrent
 import Frontends
 import NIOCore
+import PrivtrakTestSupport
 import Testing
 import Tracker
 

@@ -1,5 +1,7 @@
 import Accounting
 import BitTorrent
+import DeltaModel
+import PrivtrakTestSupport
 import Synchronization
 import Testing
 import Tracker

@@ -1,4 +1,6 @@
 import Accounting
+import DeltaModel
+import PrivtrakTestSupport
 import Synchronization
 import Testing
 

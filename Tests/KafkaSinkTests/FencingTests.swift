@@ -1,4 +1,5 @@
 import Accounting
+import DeltaModel
 import Testing
 
 @testable import KafkaSink

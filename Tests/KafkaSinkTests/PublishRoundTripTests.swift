@@ -1,4 +1,5 @@
 import Accounting
+import DeltaModel
 import DeltaWire
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import PrivtrakService
+import PrivtrakTestSupport
 import Testing
 
 /// The admin endpoint of a real in-process server over real sockets: probes
@@ -147,17 +148,4 @@ import Testing
     packet += [2, UInt8(path.count)] + path + [0]
     return packet
   }
-}
-
-/// Polls `condition` until it returns a value, failing after 20 seconds.
-/// A bounded wait on a real condition, never a fixed sleep.
-func poll<T>(
-  _ what: String, _ condition: () async throws -> T?
-) async throws -> T {
-  let deadline = ContinuousClock.now + .seconds(20)
-  while ContinuousClock.now < deadline {
-    if let value = try await condition() { return value }
-    try await Task.sleep(for: .milliseconds(20))
-  }
-  throw LoopbackClient.Failure(description: "timed out waiting until \(what)")
 }

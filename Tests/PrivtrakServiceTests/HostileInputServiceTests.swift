@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PrivtrakService
+import PrivtrakTestSupport
 import Testing
 
 /// The whole server (frontends, accounting, file sink, admin endpoint)

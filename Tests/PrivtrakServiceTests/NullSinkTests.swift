@@ -1,4 +1,5 @@
 import PrivtrakService
+import PrivtrakTestSupport
 import Testing
 
 /// `sink.url: "null:"` (benchmarks): a real server with accounting on

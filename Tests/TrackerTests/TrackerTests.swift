@@ -1,15 +1,9 @@
 import BitTorrent
+import PrivtrakTestSupport
 import Synchronization
 import Testing
 
 @testable import Tracker
-
-/// A clock the test sets by hand, so expiry is driven without sleeping.
-final class ManualTestClock: TrackerClock {
-  let milliseconds = Mutex<Int64>(1_700_000_000_000)
-  func nowMilliseconds() -> Int64 { milliseconds.withLock { $0 } }
-  func advance(seconds: Int64) { milliseconds.withLock { $0 += seconds * 1000 } }
-}
 
 func makeRequest(
   torrent: UInt8 = 1, peer: UInt8, left: UInt64 = 100, event: AnnounceEvent = .none,

@@ -1,7 +1,9 @@
 import Accounting
 import BitTorrent
+import DeltaModel
 import Logging
 import Metrics
+import PrivtrakTestSupport
 import Synchronization
 import Testing
 import Tracker
@@ -69,14 +71,14 @@ struct AccountingHarness: Sendable {
   let middleware: AccountingMiddleware
   let tracker: Tracker
   let clock: ManualTestClock
-  let trackerClock: ManualTrackerClock
+  let trackerClock: ManualTestClock
   let contexts: ContextRecordingPostHook
 
   init(
     configuration: AccountingConfiguration = .forTesting(), sink: any DeltaSink,
     identifier: any UserIdentifier = PasskeyUserIdentifier(),
     snapshotStore: (any StatsSnapshotStore)? = nil, journal: CommitJournal? = nil,
-    trackerClock: ManualTrackerClock = ManualTrackerClock(),
+    trackerClock: ManualTestClock = ManualTestClock(milliseconds: 1_704_067_200_000),
     clock: ManualTestClock = ManualTestClock(),
     metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
   ) async {

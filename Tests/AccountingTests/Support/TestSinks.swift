@@ -1,4 +1,5 @@
 import Accounting
+import DeltaModel
 import Synchronization
 
 /// A real ``DeltaSink`` whose destination is memory: every published batch

@@ -1,6 +1,7 @@
 import BitTorrent
 import Frontends
 import Logging
+import PrivtrakTestSupport
 import Synchronization
 import Tracker
 
@@ -64,21 +65,6 @@ func announceQuery(
   }
   return parameters.compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(
     separator: "&")
-}
-
-/// A clock the test moves by hand, so connection-id expiry needs no sleeping.
-final class ManualTestClock: TrackerClock {
-  private let milliseconds: Atomic<Int64>
-
-  init(milliseconds: Int64 = 1_700_000_000_000) {
-    self.milliseconds = Atomic(milliseconds)
-  }
-
-  func nowMilliseconds() -> Int64 { milliseconds.load(ordering: .relaxed) }
-
-  func advance(seconds: Int64) {
-    milliseconds.add(seconds * 1000, ordering: .relaxed)
-  }
 }
 
 /// A pre-hook that remembers what reached the hook chain.

@@ -44,16 +44,3 @@ func withUDPFrontend<Result>(
     throw error
   }
 }
-
-/// Polls `condition` until it holds or `seconds` pass; for states that
-/// settle asynchronously (a closed connection leaving the registry).
-func eventually(within seconds: Int64 = 10, _ condition: () async throws -> Bool) async rethrows
-  -> Bool
-{
-  let deadline = ContinuousClock.now + .seconds(seconds)
-  while ContinuousClock.now < deadline {
-    if try await condition() { return true }
-    await Task.yield()
-  }
-  return try await condition()
-}

@@ -1,4 +1,5 @@
 import Foundation
+import PrivtrakTestSupport
 
 #if canImport(Glibc)
   import Glibc
@@ -111,16 +112,5 @@ func withOwnTestBroker<T>(_ body: (OwnTestBroker) async throws -> T) async throw
   } catch {
     await broker.stop(keepLog: true)
     throw error
-  }
-}
-
-/// Polls `condition` every 10 ms until it holds; fails after `timeout`.
-func waitUntil(
-  _ what: String, timeout: Duration = .seconds(30), _ condition: () -> Bool
-) async throws {
-  let deadline = ContinuousClock.now + timeout
-  while !condition() {
-    if ContinuousClock.now > deadline { throw TestKafkaError("timed out waiting until \(what)") }
-    try await Task.sleep(for: .milliseconds(10))  // polling a real condition with a deadline
   }
 }

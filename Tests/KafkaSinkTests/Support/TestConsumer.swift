@@ -1,5 +1,6 @@
 import Accounting
 import CRdKafka
+import DeltaModel
 import DeltaWire
 import Dispatch
 import Foundation

@@ -1,5 +1,6 @@
 import Accounting
 import BitTorrent
+import DeltaModel
 import KafkaSink
 
 /// Makes realistic batches from one tracker instance: deltas spread over a

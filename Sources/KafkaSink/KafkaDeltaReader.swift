@@ -46,35 +46,25 @@ public enum KafkaDeltaReaderError: Error, Sendable, Equatable, CustomStringConve
 }
 
 /// Reads the deltas of one topic from the beginning of every partition, as a
-/// `read_committed` consumer (only committed transactions are returned).
+/// `read_committed` consumer (only committed transactions are returned):
+/// a ``KafkaRecordReader`` whose records are decoded with DeltaWire.
 ///
-/// It joins no consumer group and commits no offsets: it `assign`s every
-/// partition itself, so any number of readers can run side by side without
-/// disturbing the operators' consumer groups.
-///
-/// Blocking: the initialiser and `poll` block the calling thread (up to their
-/// timeouts) in librdkafka calls. It is meant for a CLI such as
-/// `privtrak tail`: use it from one dedicated thread, never from the
-/// cooperative pool of a server. It is not thread-safe.
-///
-/// "The end" (`reachedEndAtStart`) is the high watermark of every partition
-/// when the reader opened. A transaction still open then holds the
-/// read_committed position below it until that transaction ends.
+/// Blocking and not thread-safe, like the record reader: meant for a CLI
+/// such as `privtrak tail`, used from one dedicated thread.
 public final class KafkaDeltaReader {
+  private let records: KafkaRecordReader
+
   /// The topic being read.
-  public let topic: String
+  public var topic: String { records.topic }
   /// Its partitions, in order.
-  public let partitions: [Int32]
+  public var partitions: [Int32] { records.partitions }
   /// The high watermark of each partition when the reader opened.
-  public let endOffsetsAtStart: [Int32: Int64]
+  public var endOffsetsAtStart: [Int32: Int64] { records.endOffsetsAtStart }
   /// The last error librdkafka reported that it retries by itself (e.g. a
   /// broker connection refused); nil when none happened yet.
-  public private(set) var lastTransientError: String?
-
-  private let client: OpaquePointer
-  /// Per partition: the offset after the last record consumed, or where EOF was reported.
-  private var positions: [Int32: Int64] = [:]
-  private var closed = false
+  public var lastTransientError: String? { records.lastTransientError }
+  /// True once every partition was read up to its high watermark at start.
+  public var reachedEndAtStart: Bool { records.reachedEndAtStart }
 
   /// Connects, looks the topic up and assigns all its partitions from the beginning.
   /// - Parameters:
@@ -87,209 +77,34 @@ public final class KafkaDeltaReader {
     bootstrap: String, topic: String, timeoutMilliseconds: Int32 = 10_000,
     properties: [String: String] = [:]
   ) throws(KafkaDeltaReaderError) {
-    self.topic = topic
-    var settings: [String: String] = [
-      "bootstrap.servers": bootstrap,
-      // Required by librdkafka even though the reader never joins the group (assign only).
-      "group.id": "privtrak-tail-unused",
-      "isolation.level": "read_committed",
-      "enable.auto.commit": "false",
-      "enable.auto.offset.store": "false",
-      "enable.partition.eof": "true",
-      "fetch.wait.max.ms": "50",
-      "allow.auto.create.topics": "false",
-      "log_level": "4",
-    ]
-    settings.merge(properties) { _, extra in extra }
-    let client = try Self.makeConsumer(settings)
-    do {
-      let partitions = try Self.partitions(of: topic, client: client, timeout: timeoutMilliseconds)
-      var ends: [Int32: Int64] = [:]
-      for partition in partitions {
-        var low: Int64 = 0
-        var high: Int64 = 0
-        let code = rd_kafka_query_watermark_offsets(
-          client, topic, partition, &low, &high, timeoutMilliseconds)
-        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-          throw KafkaDeltaReaderError.metadata(
-            message:
-              "watermarks of \(topic)/\(partition): \(String(cString: rd_kafka_err2str(code)))"
-          )
-        }
-        ends[partition] = high
-        // An empty (or fully deleted) partition is at its end before anything is read.
-        if high <= low { positions[partition] = high }
-      }
-      try Self.assignFromBeginning(client: client, topic: topic, partitions: partitions)
-      self.partitions = partitions
-      self.endOffsetsAtStart = ends
-      self.client = client
-    } catch let error as KafkaDeltaReaderError {
-      rd_kafka_destroy(client)
-      throw error
-    } catch {
-      rd_kafka_destroy(client)
-      throw .client(message: "\(error)")
-    }
+    records = try KafkaRecordReader(
+      bootstrap: bootstrap, topic: topic, timeoutMilliseconds: timeoutMilliseconds,
+      properties: properties)
   }
 
-  deinit {
-    close()
-  }
-
-  /// True once every partition was read up to its high watermark at start.
-  public var reachedEndAtStart: Bool {
-    partitions.allSatisfy { partition in
-      (positions[partition] ?? 0) >= (endOffsetsAtStart[partition] ?? 0)
-    }
-  }
-
-  /// The records available now, in the order librdkafka delivers them (per
-  /// partition: offset order). Waits up to `timeoutMilliseconds` for the
-  /// first one, then takes at most `maxRecords` without waiting. An empty
-  /// result means nothing arrived in time.
+  /// The records available now, decoded, in the order librdkafka delivers
+  /// them (per partition: offset order). Waits up to `timeoutMilliseconds`
+  /// for the first one, then takes at most `maxRecords` without waiting. An
+  /// empty result means nothing arrived in time.
   /// - Throws: `KafkaDeltaReaderError.undecodableRecord` for a record that
   ///   is not `privtrak.v1` (records before it in the same call are lost to
   ///   the caller, so it should stop), `.consumer` for fatal errors.
   public func poll(timeoutMilliseconds: Int32 = 100, maxRecords: Int = 1000)
     throws(KafkaDeltaReaderError) -> [KafkaDeltaRecord]
   {
-    precondition(!closed, "poll after close")
-    var records: [KafkaDeltaRecord] = []
-    var wait = timeoutMilliseconds
-    while records.count < maxRecords, let message = rd_kafka_consumer_poll(client, wait) {
-      wait = 0
-      defer { rd_kafka_message_destroy(message) }
-      if let record = try consume(message) { records.append(record) }
+    var decoded: [KafkaDeltaRecord] = []
+    for record in try records.poll(timeoutMilliseconds: timeoutMilliseconds, maxRecords: maxRecords) {
+      do {
+        let deltas = try KafkaRecordLayout.decode(value: record.value, headers: record.headers)
+        decoded.append(
+          KafkaDeltaRecord(partition: record.partition, offset: record.offset, deltas: deltas))
+      } catch {
+        throw .undecodableRecord(partition: record.partition, offset: record.offset, error: error)
+      }
     }
-    return records
+    return decoded
   }
 
   /// Leaves the partitions and frees the client; `poll` must not be called afterwards.
-  public func close() {
-    guard !closed else { return }
-    closed = true
-    rd_kafka_consumer_close(client)
-    rd_kafka_destroy(client)
-  }
-
-  private func consume(_ message: UnsafeMutablePointer<rd_kafka_message_t>)
-    throws(KafkaDeltaReaderError) -> KafkaDeltaRecord?
-  {
-    let partition = message.pointee.partition
-    let offset = message.pointee.offset
-    switch message.pointee.err {
-    case RD_KAFKA_RESP_ERR_NO_ERROR:
-      positions[partition] = max(positions[partition] ?? 0, offset + 1)
-      let value = Self.bytes(message.pointee.payload, message.pointee.len)
-      do {
-        let deltas = try KafkaRecordLayout.decode(value: value, headers: Self.headers(of: message))
-        return KafkaDeltaRecord(partition: partition, offset: offset, deltas: deltas)
-      } catch {
-        throw .undecodableRecord(partition: partition, offset: offset, error: error)
-      }
-    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-      // The fetch position at EOF is past trailing transaction markers, which
-      // are never delivered as records.
-      positions[partition] = max(positions[partition] ?? 0, offset)
-      return nil
-    case RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-      RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
-      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-      throw .consumer(message: Self.errorText(message))
-    default:
-      // librdkafka retries these itself (broker down, leader moved, ...).
-      lastTransientError = Self.errorText(message)
-      return nil
-    }
-  }
-
-  private static func makeConsumer(_ settings: [String: String]) throws(KafkaDeltaReaderError)
-    -> OpaquePointer
-  {
-    var errorText = [CChar](repeating: 0, count: 512)
-    let conf = rd_kafka_conf_new()
-    for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
-      guard rd_kafka_conf_set(conf, name, value, &errorText, errorText.count) == RD_KAFKA_CONF_OK
-      else {
-        rd_kafka_conf_destroy(conf)
-        throw .client(message: "\(name)=\(value): \(text(errorText))")
-      }
-    }
-    guard let client = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {
-      rd_kafka_conf_destroy(conf)  // only freed by rd_kafka_new on success
-      throw .client(message: text(errorText))
-    }
-    // Fetched records and events go to the consumer queue read by rd_kafka_consumer_poll.
-    rd_kafka_poll_set_consumer(client)
-    return client
-  }
-
-  /// The topic's partitions from an all-topics metadata request (which never auto-creates).
-  private static func partitions(of topic: String, client: OpaquePointer, timeout: Int32)
-    throws(KafkaDeltaReaderError) -> [Int32]
-  {
-    var metadata: UnsafePointer<rd_kafka_metadata>?
-    let code = rd_kafka_metadata(client, 1, nil, &metadata, timeout)
-    guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-      throw .metadata(message: String(cString: rd_kafka_err2str(code)))
-    }
-    defer { rd_kafka_metadata_destroy(metadata) }
-    let topics = UnsafeBufferPointer(
-      start: metadata.pointee.topics, count: Int(metadata.pointee.topic_cnt))
-    guard let entry = topics.first(where: { String(cString: $0.topic) == topic }),
-      entry.err == RD_KAFKA_RESP_ERR_NO_ERROR, entry.partition_cnt > 0
-    else { throw .unknownTopic(topic: topic) }
-    return UnsafeBufferPointer(start: entry.partitions, count: Int(entry.partition_cnt))
-      .map(\.id).sorted()
-  }
-
-  private static func assignFromBeginning(
-    client: OpaquePointer, topic: String, partitions: [Int32]
-  ) throws(KafkaDeltaReaderError) {
-    let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
-    defer { rd_kafka_topic_partition_list_destroy(list) }
-    for partition in partitions {
-      rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = Int64(
-        RD_KAFKA_OFFSET_BEGINNING)
-    }
-    let code = rd_kafka_assign(client, list)
-    guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-      throw .client(message: "assign: \(String(cString: rd_kafka_err2str(code)))")
-    }
-  }
-
-  private static func errorText(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> String {
-    "\(String(cString: rd_kafka_err2name(message.pointee.err))): "
-      + String(cString: rd_kafka_message_errstr(message))
-  }
-
-  private static func text(_ buffer: [CChar]) -> String {
-    buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-  }
-
-  private static func bytes(_ pointer: UnsafeMutableRawPointer?, _ count: Int) -> [UInt8] {
-    guard let pointer, count > 0 else { return [] }
-    return Array(UnsafeRawBufferPointer(start: pointer, count: count))
-  }
-
-  private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>)
-    -> [KafkaRecordHeader]
-  {
-    var list: OpaquePointer?
-    guard rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else {
-      return []
-    }
-    var result: [KafkaRecordHeader] = []
-    var index = 0
-    var name: UnsafePointer<CChar>?
-    var value: UnsafeRawPointer?
-    var size = 0
-    while rd_kafka_header_get_all(list, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-      let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-      result.append(KafkaRecordHeader(name: name.map { String(cString: $0) } ?? "", value: bytes))
-      index += 1
-    }
-    return result
-  }
+  public func close() { records.close() }
 }

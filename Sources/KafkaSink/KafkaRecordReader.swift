@@ -1,0 +1,278 @@
+import CRdKafka
+import DeltaWire
+
+/// One record as it is on the topic: bytes, not yet decoded.
+public struct KafkaRawRecord: Sendable, Hashable {
+  /// The partition it was read from.
+  public var partition: Int32
+  /// Its offset in that partition.
+  public var offset: Int64
+  /// Its key (empty when it has none).
+  public var key: [UInt8]
+  /// Its value (empty for a null value).
+  public var value: [UInt8]
+  /// Its headers, in order.
+  public var headers: [KafkaRecordHeader]
+
+  /// Creates a record.
+  public init(
+    partition: Int32, offset: Int64, key: [UInt8], value: [UInt8], headers: [KafkaRecordHeader]
+  ) {
+    self.partition = partition
+    self.offset = offset
+    self.key = key
+    self.value = value
+    self.headers = headers
+  }
+}
+
+/// Reads the records of one topic from the beginning of every partition,
+/// `read_committed` unless `isolation.level` is overridden.
+///
+/// It joins no consumer group and commits no offsets: it `assign`s every
+/// partition itself, so any number of readers can run side by side without
+/// disturbing the operators' consumer groups. ``KafkaDeltaReader`` decodes
+/// what it reads; tests read raw records with it.
+///
+/// Blocking: the initialiser and `poll` block the calling thread (up to their
+/// timeouts) in librdkafka calls. Use it from one dedicated thread, never from
+/// the cooperative pool of a server. It is not thread-safe.
+///
+/// "The end" (`reachedEndAtStart`) is the high watermark of every partition
+/// when the reader opened. A transaction still open then holds the
+/// read_committed position below it until that transaction ends.
+public final class KafkaRecordReader {
+  /// The topic being read.
+  public let topic: String
+  /// Its partitions, in order.
+  public let partitions: [Int32]
+  /// The high watermark of each partition when the reader opened.
+  public let endOffsetsAtStart: [Int32: Int64]
+  /// The last error librdkafka reported that it retries by itself (e.g. a
+  /// broker connection refused); nil when none happened yet.
+  public private(set) var lastTransientError: String?
+
+  private let client: OpaquePointer
+  /// Per partition: the offset after the last record consumed, or where EOF was reported.
+  private var positions: [Int32: Int64] = [:]
+  private var closed = false
+
+  /// Connects, looks the topic up and assigns all its partitions from the beginning.
+  /// - Parameters:
+  ///   - bootstrap: `host:port[,host:port]`.
+  ///   - topic: the topic to read; it must exist.
+  ///   - timeoutMilliseconds: bound of each metadata and watermark request.
+  ///   - properties: extra librdkafka properties (applied last).
+  /// - Throws: `KafkaDeltaReaderError`.
+  public init(
+    bootstrap: String, topic: String, timeoutMilliseconds: Int32 = 10_000,
+    properties: [String: String] = [:]
+  ) throws(KafkaDeltaReaderError) {
+    self.topic = topic
+    var settings: [String: String] = [
+      "bootstrap.servers": bootstrap,
+      // Required by librdkafka even though the reader never joins the group (assign only).
+      "group.id": "privtrak-tail-unused",
+      "isolation.level": "read_committed",
+      "enable.auto.commit": "false",
+      "enable.auto.offset.store": "false",
+      "enable.partition.eof": "true",
+      "fetch.wait.max.ms": "50",
+      "allow.auto.create.topics": "false",
+      "log_level": "4",
+    ]
+    settings.merge(properties) { _, extra in extra }
+    let client = try Self.makeConsumer(settings)
+    do {
+      let partitions = try Self.partitions(of: topic, client: client, timeout: timeoutMilliseconds)
+      var ends: [Int32: Int64] = [:]
+      for partition in partitions {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        let code = rd_kafka_query_watermark_offsets(
+          client, topic, partition, &low, &high, timeoutMilliseconds)
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+          throw KafkaDeltaReaderError.metadata(
+            message:
+              "watermarks of \(topic)/\(partition): \(String(cString: rd_kafka_err2str(code)))"
+          )
+        }
+        ends[partition] = high
+        // An empty (or fully deleted) partition is at its end before anything is read.
+        if high <= low { positions[partition] = high }
+      }
+      try Self.assignFromBeginning(client: client, topic: topic, partitions: partitions)
+      self.partitions = partitions
+      self.endOffsetsAtStart = ends
+      self.client = client
+    } catch let error as KafkaDeltaReaderError {
+      rd_kafka_destroy(client)
+      throw error
+    } catch {
+      rd_kafka_destroy(client)
+      throw .client(message: "\(error)")
+    }
+  }
+
+  deinit {
+    close()
+  }
+
+  /// True once every partition was read up to its high watermark at start.
+  public var reachedEndAtStart: Bool {
+    partitions.allSatisfy { partition in
+      (positions[partition] ?? 0) >= (endOffsetsAtStart[partition] ?? 0)
+    }
+  }
+
+  /// Partitions whose end was reported after the last record read from them
+  /// (for read_committed: the last stable offset at the time).
+  public private(set) var partitionsAtEnd: Set<Int32> = []
+
+  /// The records available now, in the order librdkafka delivers them (per
+  /// partition: offset order). Waits up to `timeoutMilliseconds` for the
+  /// first one, then takes at most `maxRecords` without waiting. An empty
+  /// result means nothing arrived in time.
+  /// - Throws: `KafkaDeltaReaderError.consumer` for fatal errors.
+  public func poll(timeoutMilliseconds: Int32 = 100, maxRecords: Int = 1000)
+    throws(KafkaDeltaReaderError) -> [KafkaRawRecord]
+  {
+    precondition(!closed, "poll after close")
+    var records: [KafkaRawRecord] = []
+    var wait = timeoutMilliseconds
+    while records.count < maxRecords, let message = rd_kafka_consumer_poll(client, wait) {
+      wait = 0
+      defer { rd_kafka_message_destroy(message) }
+      if let record = try consume(message) { records.append(record) }
+    }
+    return records
+  }
+
+  /// Leaves the partitions and frees the client; `poll` must not be called afterwards.
+  public func close() {
+    guard !closed else { return }
+    closed = true
+    rd_kafka_consumer_close(client)
+    rd_kafka_destroy(client)
+  }
+
+  private func consume(_ message: UnsafeMutablePointer<rd_kafka_message_t>)
+    throws(KafkaDeltaReaderError) -> KafkaRawRecord?
+  {
+    let partition = message.pointee.partition
+    let offset = message.pointee.offset
+    switch message.pointee.err {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+      positions[partition] = max(positions[partition] ?? 0, offset + 1)
+      partitionsAtEnd.remove(partition)
+      return KafkaRawRecord(
+        partition: partition, offset: offset,
+        key: Self.bytes(message.pointee.key, message.pointee.key_len),
+        value: Self.bytes(message.pointee.payload, message.pointee.len),
+        headers: Self.headers(of: message))
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+      // The fetch position at EOF is past trailing transaction markers, which
+      // are never delivered as records.
+      positions[partition] = max(positions[partition] ?? 0, offset)
+      partitionsAtEnd.insert(partition)
+      return nil
+    case RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+      RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
+      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+      throw .consumer(message: Self.errorText(message))
+    default:
+      // librdkafka retries these itself (broker down, leader moved, ...).
+      lastTransientError = Self.errorText(message)
+      return nil
+    }
+  }
+
+  private static func makeConsumer(_ settings: [String: String]) throws(KafkaDeltaReaderError)
+    -> OpaquePointer
+  {
+    var errorText = [CChar](repeating: 0, count: 512)
+    let conf = rd_kafka_conf_new()
+    for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
+      guard rd_kafka_conf_set(conf, name, value, &errorText, errorText.count) == RD_KAFKA_CONF_OK
+      else {
+        rd_kafka_conf_destroy(conf)
+        throw .client(message: "\(name)=\(value): \(text(errorText))")
+      }
+    }
+    guard let client = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {
+      rd_kafka_conf_destroy(conf)  // only freed by rd_kafka_new on success
+      throw .client(message: text(errorText))
+    }
+    // Fetched records and events go to the consumer queue read by rd_kafka_consumer_poll.
+    rd_kafka_poll_set_consumer(client)
+    return client
+  }
+
+  /// The topic's partitions from an all-topics metadata request (which never auto-creates).
+  private static func partitions(of topic: String, client: OpaquePointer, timeout: Int32)
+    throws(KafkaDeltaReaderError) -> [Int32]
+  {
+    var metadata: UnsafePointer<rd_kafka_metadata>?
+    let code = rd_kafka_metadata(client, 1, nil, &metadata, timeout)
+    guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+      throw .metadata(message: String(cString: rd_kafka_err2str(code)))
+    }
+    defer { rd_kafka_metadata_destroy(metadata) }
+    let topics = UnsafeBufferPointer(
+      start: metadata.pointee.topics, count: Int(metadata.pointee.topic_cnt))
+    guard let entry = topics.first(where: { String(cString: $0.topic) == topic }),
+      entry.err == RD_KAFKA_RESP_ERR_NO_ERROR, entry.partition_cnt > 0
+    else { throw .unknownTopic(topic: topic) }
+    return UnsafeBufferPointer(start: entry.partitions, count: Int(entry.partition_cnt))
+      .map(\.id).sorted()
+  }
+
+  private static func assignFromBeginning(
+    client: OpaquePointer, topic: String, partitions: [Int32]
+  ) throws(KafkaDeltaReaderError) {
+    let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
+    defer { rd_kafka_topic_partition_list_destroy(list) }
+    for partition in partitions {
+      rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = Int64(
+        RD_KAFKA_OFFSET_BEGINNING)
+    }
+    let code = rd_kafka_assign(client, list)
+    guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+      throw .client(message: "assign: \(String(cString: rd_kafka_err2str(code)))")
+    }
+  }
+
+  private static func errorText(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> String {
+    "\(String(cString: rd_kafka_err2name(message.pointee.err))): "
+      + String(cString: rd_kafka_message_errstr(message))
+  }
+
+  private static func text(_ buffer: [CChar]) -> String {
+    buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+  }
+
+  private static func bytes(_ pointer: UnsafeMutableRawPointer?, _ count: Int) -> [UInt8] {
+    guard let pointer, count > 0 else { return [] }
+    return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+  }
+
+  private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>)
+    -> [KafkaRecordHeader]
+  {
+    var list: OpaquePointer?
+    guard rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else {
+      return []
+    }
+    var result: [KafkaRecordHeader] = []
+    var index = 0
+    var name: UnsafePointer<CChar>?
+    var value: UnsafeRawPointer?
+    var size = 0
+    while rd_kafka_header_get_all(list, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+      let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+      result.append(KafkaRecordHeader(name: name.map { String(cString: $0) } ?? "", value: bytes))
+      index += 1
+    }
+    return result
+  }
+}

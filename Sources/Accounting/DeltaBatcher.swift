@@ -1,3 +1,5 @@
+import DeltaModel
+internal import DequeModule
 import Logging
 import Metrics
 import Synchronization
@@ -202,8 +204,7 @@ public final class DeltaBatcher: Sendable {
       }
     } onCancel: {
       let waiter = state.withLock { state in
-        state.priorityWaiters.removeFirst { $0.id == id }
-          ?? state.waiters.removeFirst { $0.id == id }
+        state.priorityWaiters.removeFirstWaiter(id: id) ?? state.waiters.removeFirstWaiter(id: id)
       }
       waiter?.continuation.resume(returning: .cancelled)
     }
@@ -290,7 +291,10 @@ public final class DeltaBatcher: Sendable {
     closed.store(true, ordering: .releasing)
     let waiters = state.withLock { state in
       state.isClosed = true
-      return state.priorityWaiters.removeAll() + state.waiters.removeAll()
+      let all = Array(state.priorityWaiters) + Array(state.waiters)
+      state.priorityWaiters.removeAll()
+      state.waiters.removeAll()
+      return all
     }
     for waiter in waiters { waiter.continuation.resume(returning: .closed) }
   }
@@ -306,7 +310,7 @@ public final class DeltaBatcher: Sendable {
     state.withLock { state in
       var all: [Delta] = []
       all.reserveCapacity(state.pendingDeltas)
-      for sealed in state.sealed.elements { all.append(contentsOf: sealed.batch.deltas) }
+      for sealed in state.sealed { all.append(contentsOf: sealed.batch.deltas) }
       all.append(contentsOf: state.open)
       return all
     }
@@ -347,8 +351,8 @@ public final class DeltaBatcher: Sendable {
         start += configuration.batchSize
       }
       // Number every sealed batch again so restored ones come first.
-      var queue = FIFOQueue<SealedBatch>()
-      for var batch in restored + Array(state.sealed.elements) {
+      var queue = Deque<SealedBatch>()
+      for var batch in restored + Array(state.sealed) {
         batch.number = state.nextBatchNumber
         state.nextBatchNumber += 1
         queue.append(batch)
@@ -610,7 +614,7 @@ extension DeltaBatcher {
     /// When the open batch got its first delta (clock time).
     var openedAt: Duration = .zero
     let openCapacity: Int
-    var sealed = FIFOQueue<SealedBatch>()
+    var sealed = Deque<SealedBatch>()
     /// The number the open batch will have when sealed.
     var nextBatchNumber: UInt64 = 1
     var nextSequence: UInt64 = 1
@@ -620,8 +624,8 @@ extension DeltaBatcher {
     var reservedBytes = 0
     var highWaterDeltas = 0
     var highWaterBytes = 0
-    var waiters = FIFOQueue<Waiter>()
-    var priorityWaiters = FIFOQueue<Waiter>()
+    var waiters = Deque<Waiter>()
+    var priorityWaiters = Deque<Waiter>()
     var publisherWakeup: CheckedContinuation<Void, Never>?
     var sealTimerWakeup: CheckedContinuation<Void, Never>?
     var waiterExpiryWakeup: CheckedContinuation<Void, Never>?
@@ -728,5 +732,13 @@ extension DeltaBatcher {
 extension [DeltaBatcher.Grant] {
   func resumeAll() {
     for grant in self { grant.continuation.resume(returning: .granted(grant.reservation)) }
+  }
+}
+
+extension Deque<DeltaBatcher.Waiter> {
+  /// Removes and returns the waiter `id` (a cancelled wait), wherever it queues.
+  fileprivate mutating func removeFirstWaiter(id: UInt64) -> Element? {
+    guard let index = firstIndex(where: { $0.id == id }) else { return nil }
+    return remove(at: index)
   }
 }

@@ -1,6 +1,6 @@
-import Accounting
 import ArgumentParser
 import BitTorrent
+import DeltaModel
 import DeltaWire
 import Dispatch
 import FileSink

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeltaModel
 import PrivtrakService
 
 #if canImport(Glibc)

@@ -2,6 +2,7 @@ import BitTorrent
 import DeltaModel
 import Logging
 import Synchronization
+internal import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
@@ -172,20 +173,17 @@ public final class CommitJournal: Sendable {
 
   private func writeBytes(_ bytes: [UInt8], into state: inout State) {
     guard !state.failed, state.descriptor >= 0 else { return }
-    var written = 0
-    while written < bytes.count {
-      let count = bytes.withUnsafeBytes { raw in
-        write(state.descriptor, raw.baseAddress! + written, raw.count - written)
-      }
-      if count < 0 {
-        if errno == EINTR { continue }
-        state.failed = true
-        logger.error(
-          "writing the commit journal failed; a crash will recount bytes published since the last snapshot",
-          metadata: ["path": "\(Self.path(prefix, state.generation))", "errno": "\(errno)"])
-        return
-      }
-      written += count
+    do {
+      // Retries partial and interrupted writes.
+      try FileDescriptor(rawValue: state.descriptor).writeAll(bytes)
+    } catch {
+      state.failed = true
+      logger.error(
+        "writing the commit journal failed; a crash will recount bytes published since the last snapshot",
+        metadata: [
+          "path": "\(Self.path(prefix, state.generation))", "errno": "\(Errno(error).rawValue)",
+        ])
+      return
     }
     state.bytesSinceRotation += bytes.count
   }
@@ -292,16 +290,11 @@ public final class CommitJournal: Sendable {
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else { return .failure(JournalReadError("open failed, errno \(errno)")) }
     defer { close(descriptor) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-      let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-      if count < 0 {
-        if errno == EINTR { continue }
-        return .failure(JournalReadError("read failed, errno \(errno)"))
-      }
-      if count == 0 { break }
-      bytes.append(contentsOf: chunk[0..<count])
+    let bytes: [UInt8]
+    do {
+      bytes = try FileDescriptor(rawValue: descriptor).readToEnd()
+    } catch {
+      return .failure(JournalReadError("read failed, errno \(error.rawValue)"))
     }
     guard bytes.count >= headerLength, bytes.starts(with: magic) else {
       return .failure(JournalReadError("not a commit journal (bad or short header)"))

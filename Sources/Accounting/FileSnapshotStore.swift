@@ -1,3 +1,5 @@
+internal import SystemPackage
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -64,16 +66,11 @@ public struct FileSnapshotStore: StatsSnapshotStore {
       throw failure(code == ENOENT ? .missing : .io(operation: "open", errno: code))
     }
     defer { close(descriptor) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-      let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw failure(.io(operation: "read", errno: errno))
-      }
-      if count == 0 { break }
-      bytes.append(contentsOf: chunk[0..<count])
+    let bytes: [UInt8]
+    do {
+      bytes = try FileDescriptor(rawValue: descriptor).readToEnd()
+    } catch {
+      throw failure(.io(operation: "read", errno: error.rawValue))
     }
     return try SnapshotCodec.decode(bytes, location: path)
   }
@@ -113,16 +110,11 @@ public struct FileSnapshotStore: StatsSnapshotStore {
 
   private func writeAll(_ bytes: [UInt8], to descriptor: Int32, name: String) throws(SnapshotError)
   {
-    var written = 0
-    while written < bytes.count {
-      let count = bytes.withUnsafeBytes { raw in
-        write(descriptor, raw.baseAddress! + written, raw.count - written)
-      }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw failure(.io(operation: "write \(name)", errno: errno))
-      }
-      written += count
+    do {
+      // Retries partial and interrupted writes.
+      try FileDescriptor(rawValue: descriptor).writeAll(bytes)
+    } catch {
+      throw failure(.io(operation: "write \(name)", errno: Errno(error).rawValue))
     }
   }
 

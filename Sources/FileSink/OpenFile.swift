@@ -1,3 +1,5 @@
+internal import SystemPackage
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
@@ -50,17 +52,21 @@ struct OpenFile: Sendable {
   func read(count: Int, at offset: Int64) throws(FileSinkError) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: count)
     var done = 0
+    // pread may return fewer bytes than asked before the end of the file;
+    // SystemPackage retries only interrupted calls.
     while done < count {
-      let result = bytes.withUnsafeMutableBytes { buffer in
-        pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+      let result: Int
+      do {
+        result = try bytes.withUnsafeMutableBytes { buffer in
+          try FileDescriptor(rawValue: descriptor).read(
+            fromAbsoluteOffset: offset + Int64(done),
+            into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+        }
+      } catch {
+        throw .system(operation: "pread", path: path, errno: Self.errnoCode(of: error))
       }
-      if result > 0 {
-        done += result
-      } else if result == 0 {
-        break
-      } else if errno != EINTR {
-        throw .system(operation: "pread", path: path, errno: errno)
-      }
+      if result == 0 { break }
+      done += result
     }
     bytes.removeLast(count - done)
     return bytes
@@ -68,18 +74,17 @@ struct OpenFile: Sendable {
 
   /// Writes all of `bytes` at `offset`.
   func write(_ bytes: [UInt8], at offset: Int64) throws(FileSinkError) {
-    var done = 0
-    while done < bytes.count {
-      let result = bytes.withUnsafeBytes { buffer in
-        pwrite(
-          descriptor, buffer.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-      }
-      if result >= 0 {
-        done += result
-      } else if errno != EINTR {
-        throw .system(operation: "pwrite", path: path, errno: errno)
-      }
+    do {
+      // Retries partial and interrupted writes.
+      try FileDescriptor(rawValue: descriptor).writeAll(toAbsoluteOffset: offset, bytes)
+    } catch {
+      throw .system(operation: "pwrite", path: path, errno: Self.errnoCode(of: error))
     }
+  }
+
+  /// The errno of a SystemPackage error (its operations throw only `Errno`).
+  private static func errnoCode(of error: any Error) -> Int32 {
+    (error as? Errno)?.rawValue ?? EIO
   }
 
   /// Cuts the file to `size` bytes.

@@ -7,6 +7,7 @@ import FileSink
 import KafkaSink
 import PrivtrakService
 import Synchronization
+internal import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
@@ -123,18 +124,10 @@ extension Privtrak {
     /// Writes the lines to stdout at once (unbuffered, so a follower sees them immediately).
     private static func writeLines(_ lines: [String]) {
       guard !lines.isEmpty else { return }
-      var bytes = Array((lines.joined(separator: "\n") + "\n").utf8)
-      var written = 0
-      while written < bytes.count {
-        let result = bytes.withUnsafeMutableBytes {
-          Glibc.write(1, $0.baseAddress! + written, $0.count - written)
-        }
-        if result < 0 {
-          if errno == EINTR { continue }
-          return  // stdout closed: nothing more can be shown
-        }
-        written += result
-      }
+      // writeAll retries partial and interrupted writes; an error means
+      // stdout is closed and nothing more can be shown.
+      _ = try? FileDescriptor.standardOutput.writeAll(
+        Array((lines.joined(separator: "\n") + "\n").utf8))
     }
 
     private func installStopHandlers() {

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// An IPv4 or IPv6 address held inline.
 public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
   /// IPv4, host byte order value of the four bytes read big-endian.
@@ -28,7 +36,8 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
   }
 
   /// Parses dotted IPv4 or textual IPv6 (including `::` compression and an
-  /// embedded dotted IPv4 tail). Brackets and zone ids are rejected.
+  /// embedded dotted IPv4 tail, as `inet_pton` reads it). Brackets and zone
+  /// ids are rejected.
   public init?(_ text: some StringProtocol) {
     if let v4 = Self.parseIPv4(Substring(text)) {
       self = .v4(v4)
@@ -75,12 +84,16 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     switch self {
     case .v4(let value):
       return "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).\(value & 0xff)"
-    case .v6(let high, let low):
-      let groups = (0..<8).map { index -> UInt16 in
-        let half = index < 4 ? high : low
-        return UInt16(truncatingIfNeeded: half >> UInt64((3 - index % 4) * 16))
+    case .v6:
+      // inet_ntop writes the RFC 5952 form: lower case, leading zeros and the
+      // longest run of zero groups compressed.
+      var address = in6_addr()
+      withUnsafeMutableBytes(of: &address) { $0.copyBytes(from: bytes) }
+      var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+      guard inet_ntop(AF_INET6, &address, &text, socklen_t(text.count)) != nil else {
+        preconditionFailure("inet_ntop failed on a 16-byte address")
       }
-      return groups.map { String($0, radix: 16) }.joined(separator: ":")
+      return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
   }
 
@@ -97,50 +110,15 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     return value
   }
 
+  /// inet_pton(AF_INET6): the RFC 4291 text forms and nothing else (a
+  /// hand-written parser accepted `+1::`, since `UInt16("+1", radix: 16)` is 1).
   private static func parseIPv6(_ text: Substring) -> [UInt8]? {
-    guard text.contains(":"), text.count <= 45 else { return nil }
-    var halves: [String] = []
-    let utf8 = Array(text.utf8)
-    var start = 0
-    var index = 0
-    while index + 1 < utf8.count {
-      if utf8[index] == UInt8(ascii: ":"), utf8[index + 1] == UInt8(ascii: ":") {
-        halves.append(String(decoding: utf8[start..<index], as: UTF8.self))
-        start = index + 2
-        index += 2
-      } else {
-        index += 1
-      }
-    }
-    halves.append(String(decoding: utf8[start...], as: UTF8.self))
-    guard halves.count <= 2 else { return nil }
-    func groups(_ part: String) -> [UInt16]? {
-      if part.isEmpty { return [] }
-      var result: [UInt16] = []
-      let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
-      for (index, piece) in pieces.enumerated() {
-        if index == pieces.count - 1, piece.contains("."), let v4 = parseIPv4(piece) {
-          result.append(UInt16(v4 >> 16))
-          result.append(UInt16(v4 & 0xffff))
-        } else {
-          guard !piece.isEmpty, piece.count <= 4, let group = UInt16(piece, radix: 16) else {
-            return nil
-          }
-          result.append(group)
-        }
-      }
-      return result
-    }
-    guard let head = groups(halves[0]) else { return nil }
-    var all: [UInt16]
-    if halves.count == 2 {
-      guard let tail = groups(halves[1]), head.count + tail.count < 8 else { return nil }
-      all = head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
-    } else {
-      all = head
-    }
-    guard all.count == 8 else { return nil }
-    return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
+    // A C string ends at the first NUL: "::1\0junk" must not read as ::1.
+    guard !text.utf8.contains(0) else { return nil }
+    var address = in6_addr()
+    let parsed = String(text).withCString { inet_pton(AF_INET6, $0, &address) }
+    guard parsed == 1 else { return nil }
+    return withUnsafeBytes(of: &address) { Array($0) }
   }
 }
 

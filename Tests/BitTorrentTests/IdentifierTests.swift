@@ -22,12 +22,20 @@ import Testing
     #expect(UserID(hex: passkey + "00") == nil)
   }
 
+  // Rendered forms are RFC 5952 (section 4): lower case, no leading zeros,
+  // the longest run of two or more zero groups compressed (the first of equal
+  // runs), a single zero group left alone.
   @Test(arguments: [
     ("127.0.0.1", "127.0.0.1", false),
-    ("::1", "0:0:0:0:0:0:0:1", true),
-    ("2001:db8::8a2e:370:7334", "2001:db8:0:0:0:8a2e:370:7334", true),
+    ("::1", "::1", true),
+    ("2001:db8::8a2e:370:7334", "2001:db8::8a2e:370:7334", true),
     ("::ffff:192.0.2.1", "192.0.2.1", false),
-    ("fe80::", "fe80:0:0:0:0:0:0:0", true),
+    ("fe80::", "fe80::", true),
+    ("2001:0DB8:0000:0000:0000:0000:0000:0001", "2001:db8::1", true),
+    ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1", true),
+    ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1", true),
+    ("2001:db8:0:0:0:1:0:0", "2001:db8::1:0:0", true),
+    ("::", "::", true),
   ])
   func parsesAddresses(text: String, rendered: String, isIPv6: Bool) {
     let address = IPAddress(text)
@@ -38,7 +46,8 @@ import Testing
 
   @Test(arguments: [
     "", "1.2.3", "1.2.3.256", "01.2.3.4a", "1::2::3", "12345::", ":::", "1:2:3:4:5:6:7:8:9",
-    "[::1]",
+    "[::1]", "+1::", "1::+2", "::-1", "::1%eth0", " ::1", "::1\u{0}", "::1.2.3.4.5",
+    "2001:db8::00001",
   ])
   func rejectsBadAddresses(text: String) {
     #expect(IPAddress(text) == nil)

@@ -43,7 +43,7 @@ import Testing
     #expect(peers[0]["ip"]?.text == "10.1.2.3")
     #expect(peers[0]["port"]?.integer == 6881)
     #expect(peers[0]["peer id"] == .bytes(peerA.peerID.bytes))
-    #expect(peers[1]["ip"]?.text == "2001:db8:0:0:0:0:0:1")
+    #expect(peers[1]["ip"]?.text == "2001:db8::1")
     let withoutIDs = try BencodeDecoder().decode(
       HTTPTrackerBody.announce(response(), compact: false, noPeerID: true))
     guard case .list(let bare)? = withoutIDs["peers"] else { return }

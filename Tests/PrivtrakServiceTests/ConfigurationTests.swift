@@ -30,7 +30,7 @@ import Testing
     let config = try ServiceConfiguration.parse(
       yaml: yaml, file: "prod.yaml", environment: ["PRIVTRAK_TRACKER_MAX_NUMWANT": "120"])
     #expect(config.httpListen == ListenAddress(host: "::1", port: 7070))
-    #expect(config.trustedProxies.map(\.description) == ["127.0.0.1/32", "0:0:0:0:0:0:0:1/128"])
+    #expect(config.trustedProxies.map(\.description) == ["127.0.0.1/32", "::1/128"])
     #expect(config.udpListen == nil)
     #expect(config.tracker.announceInterval == 600)
     #expect(config.tracker.minAnnounceInterval == 300)

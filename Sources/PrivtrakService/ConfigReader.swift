@@ -97,6 +97,11 @@ struct ConfigReader {
     ConfigurationError(key: key, source: location(key), problem: problem)
   }
 
+  /// A string, or nil when absent (for defaults that have no text form).
+  mutating func string(_ key: String) throws(ConfigurationError) -> String? {
+    try rawValue(key)
+  }
+
   /// A string, or `defaultValue` when absent.
   mutating func string(_ key: String, default defaultValue: String) throws(ConfigurationError)
     -> String
@@ -123,10 +128,10 @@ struct ConfigReader {
   }
 
   /// A decimal number of seconds ≥ `minimum`, as a Duration.
-  mutating func seconds(_ key: String, default defaultValue: Double, minimum: Double = 0)
+  mutating func seconds(_ key: String, default defaultValue: Duration, minimum: Double = 0)
     throws(ConfigurationError) -> Duration
   {
-    guard let text = try rawValue(key) else { return .milliseconds(Int64(defaultValue * 1000)) }
+    guard let text = try rawValue(key) else { return defaultValue }
     guard let value = Double(text), value.isFinite, value >= minimum, value <= 86_400 * 365 else {
       throw fail(key, "expected a number of seconds ≥ \(minimum), got '\(text)'")
     }

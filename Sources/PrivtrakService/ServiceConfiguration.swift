@@ -91,16 +91,26 @@ public struct ServiceConfiguration: Sendable, Equatable {
   /// Log level name (trace, debug, info, notice, warning, error, critical).
   public var logLevel: String
 
-  /// The built-in defaults: everything on loopback, file sink.
+  /// The built-in defaults: everything on loopback, file sink. Settings a
+  /// module owns take that module's configuration default (the one place
+  /// each is defined); only service-level settings are defined here.
+  /// ``parse(yaml:file:environment:)`` starts from this value and uses it as
+  /// every key's default.
   public static let defaults = ServiceConfiguration(
     httpListen: ListenAddress(host: "127.0.0.1", port: 6969), trustedProxies: [],
-    httpMaxConnections: 10_000,
-    httpIdleTimeout: .seconds(30), udpListen: ListenAddress(host: "127.0.0.1", port: 6969),
+    httpMaxConnections: HTTPFrontendConfiguration().maxConnections,
+    httpIdleTimeout: HTTPFrontendConfiguration().idleTimeout,
+    udpListen: ListenAddress(host: "127.0.0.1", port: 6969),
     adminListen: ListenAddress(host: "127.0.0.1", port: 9090),
     udpConnectionIDSecret: nil, tracker: TrackerConfiguration(), gcInterval: .seconds(60),
-    sink: .file(path: "privtrak-deltas.ptdl"), fileFsync: .everyBatch, accountingEnabled: true,
-    accounting: AccountingConfiguration(), kafka: KafkaSettings(),
+    sink: .file(path: "privtrak-deltas.ptdl"),
+    fileFsync: FileSinkConfiguration(path: "privtrak-deltas.ptdl").fsyncPolicy,
+    accountingEnabled: true, accounting: AccountingConfiguration(), kafka: KafkaSettings(),
     snapshotPath: "privtrak-snapshot.bin", logLevel: "info")
+
+  /// `accounting.batch_size` when the sink is Kafka: one transaction per
+  /// batch, so larger batches amortise the commit.
+  public static let kafkaBatchSize = 10_000
 
   /// Parses and validates a YAML document. Unknown keys and bad values throw
   /// a ``ConfigurationError`` naming the key and the file.
@@ -120,8 +130,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
       config.trustedProxies.append(network)
     }
     config.httpMaxConnections = try reader.integer(
-      "http.max_connections", default: 10_000, range: 1...1_000_000)
-    config.httpIdleTimeout = try reader.seconds("http.idle_timeout_s", default: 30, minimum: 0.1)
+      "http.max_connections", default: config.httpMaxConnections, range: 1...1_000_000)
+    config.httpIdleTimeout = try reader.seconds(
+      "http.idle_timeout_s", default: config.httpIdleTimeout, minimum: 0.1)
 
     config.udpListen = try listen(&reader, "udp.listen", default: config.udpListen)
     config.adminListen = try listen(&reader, "admin.listen", default: config.adminListen)
@@ -133,28 +144,35 @@ public struct ServiceConfiguration: Sendable, Equatable {
       config.udpConnectionIDSecret = bytes
     }
 
-    var tracker = TrackerConfiguration()
+    // Each key's default is the field's value in `config` (or in a fresh
+    // module configuration) before the key is read.
+    var tracker = config.tracker
     tracker.announceInterval = try reader.integer(
-      "tracker.announce_interval_s", default: 1800, range: 10...86_400, unit: "seconds")
+      "tracker.announce_interval_s", default: tracker.announceInterval, range: 10...86_400,
+      unit: "seconds")
+    // A shorter configured interval pulls these two defaults along.
     tracker.minAnnounceInterval = try reader.integer(
-      "tracker.min_announce_interval_s", default: min(900, tracker.announceInterval),
+      "tracker.min_announce_interval_s",
+      default: min(tracker.minAnnounceInterval, tracker.announceInterval),
       range: 1...tracker.announceInterval,
       unit: "seconds")
     tracker.peerLifetime = try reader.integer(
-      "tracker.peer_lifetime_s", default: max(3900, tracker.announceInterval + 60),
+      "tracker.peer_lifetime_s", default: max(tracker.peerLifetime, tracker.announceInterval + 60),
       range: tracker.announceInterval...604_800,
       unit: "seconds")
     tracker.defaultNumWant = try reader.integer(
-      "tracker.default_numwant", default: 50, range: 0...1000)
+      "tracker.default_numwant", default: tracker.defaultNumWant, range: 0...1000)
     tracker.maxNumWant = try reader.integer(
-      "tracker.max_numwant", default: 200, range: tracker.defaultNumWant...1000)
+      "tracker.max_numwant", default: tracker.maxNumWant, range: tracker.defaultNumWant...1000)
     tracker.maxScrapeInfoHashes = try reader.integer(
-      "tracker.max_scrape_hashes", default: 100, range: 1...1000)
-    tracker.shardCount = try reader.integer("tracker.shards", default: 1024, range: 1...65_536)
+      "tracker.max_scrape_hashes", default: tracker.maxScrapeInfoHashes, range: 1...1000)
+    tracker.shardCount = try reader.integer(
+      "tracker.shards", default: tracker.shardCount, range: 1...65_536)
     config.tracker = tracker
-    config.gcInterval = try reader.seconds("tracker.gc_interval_s", default: 60, minimum: 1)
+    config.gcInterval = try reader.seconds(
+      "tracker.gc_interval_s", default: config.gcInterval, minimum: 1)
     config.eventLoopThreads = try reader.integer(
-      "tracker.event_loop_threads", default: 0, range: 0...1024)
+      "tracker.event_loop_threads", default: config.eventLoopThreads, range: 0...1024)
 
     let sinkText = try reader.string("sink.url", default: config.sink.description)
     guard let sink = SinkURL(parsing: sinkText) else {
@@ -162,89 +180,103 @@ public struct ServiceConfiguration: Sendable, Equatable {
         "sink.url", "expected file:PATH, kafka://HOST:PORT/TOPIC or null:, got '\(sinkText)'")
     }
     config.sink = sink
-    let fsync = try reader.string("sink.file_fsync", default: "every_batch")
-    switch fsync {
-    case "every_batch": config.fileFsync = .everyBatch
-    case "never": config.fileFsync = .never
-    default:
-      guard let seconds = Double(fsync), seconds > 0, seconds <= 3600 else {
-        throw reader.fail(
-          "sink.file_fsync", "expected every_batch, never or a number of seconds, got '\(fsync)'")
+    if let fsync = try reader.string("sink.file_fsync") {
+      switch fsync {
+      case "every_batch": config.fileFsync = .everyBatch
+      case "never": config.fileFsync = .never
+      default:
+        guard let seconds = Double(fsync), seconds > 0, seconds <= 3600 else {
+          throw reader.fail(
+            "sink.file_fsync", "expected every_batch, never or a number of seconds, got '\(fsync)'")
+        }
+        config.fileFsync = .interval(.milliseconds(Int64(seconds * 1000)))
       }
-      config.fileFsync = .interval(.milliseconds(Int64(seconds * 1000)))
     }
 
-    config.accountingEnabled = try reader.bool("accounting.enabled", default: true)
-    var accounting = AccountingConfiguration()
-    // Kafka commits one transaction per batch, so larger batches amortise the commit.
-    let defaultBatchSize = if case .kafka = sink { 10_000 } else { 1000 }
+    config.accountingEnabled = try reader.bool(
+      "accounting.enabled", default: config.accountingEnabled)
+    var accounting = config.accounting
+    let defaultBatchSize =
+      if case .kafka = sink { Self.kafkaBatchSize } else { accounting.batchSize }
     accounting.batchSize = try reader.integer(
       "accounting.batch_size", default: defaultBatchSize, range: 1...1_000_000)
     accounting.flushInterval = try reader.seconds(
-      "accounting.flush_interval_s", default: 1, minimum: 0.001)
+      "accounting.flush_interval_s", default: accounting.flushInterval, minimum: 0.001)
     accounting.maxPendingDeltas = try reader.integer(
-      "accounting.max_pending_deltas", default: 100_000, range: accounting.batchSize...100_000_000)
+      "accounting.max_pending_deltas", default: accounting.maxPendingDeltas,
+      range: accounting.batchSize...100_000_000)
     accounting.maxPendingBytes = try reader.integer(
-      "accounting.max_pending_bytes", default: 16 << 20, range: 4096...(1 << 34), unit: "bytes")
-    accounting.maxWait = try reader.seconds("accounting.max_wait_s", default: 2)
+      "accounting.max_pending_bytes", default: accounting.maxPendingBytes, range: 4096...(1 << 34),
+      unit: "bytes")
+    accounting.maxWait = try reader.seconds("accounting.max_wait_s", default: accounting.maxWait)
     accounting.maxWaiters = try reader.integer(
-      "accounting.max_waiters", default: 10_000, range: 0...1_000_000)
+      "accounting.max_waiters", default: accounting.maxWaiters, range: 0...1_000_000)
     accounting.retryInMinutes = try reader.integer(
-      "accounting.retry_in_minutes", default: 1, range: 1...1440)
-    accounting.emitStopped = try reader.bool("accounting.emit_stopped", default: false)
-    accounting.recordClientIP = try reader.bool("accounting.record_client_ip", default: false)
-    accounting.recordPeerID = try reader.bool("accounting.record_peer_id", default: false)
+      "accounting.retry_in_minutes", default: accounting.retryInMinutes, range: 1...1440)
+    accounting.emitStopped = try reader.bool(
+      "accounting.emit_stopped", default: accounting.emitStopped)
+    accounting.recordClientIP = try reader.bool(
+      "accounting.record_client_ip", default: accounting.recordClientIP)
+    accounting.recordPeerID = try reader.bool(
+      "accounting.record_peer_id", default: accounting.recordPeerID)
     accounting.requirePasskeyForScrape = try reader.bool(
-      "accounting.require_passkey_for_scrape", default: true)
+      "accounting.require_passkey_for_scrape", default: accounting.requirePasskeyForScrape)
+    // 0 stands for nil (a random instance per start).
     let instance: UInt64 = try reader.integer(
-      "accounting.instance", default: 0, range: 0...UInt64.max)
+      "accounting.instance", default: accounting.instance ?? 0, range: 0...UInt64.max)
     accounting.instance = instance == 0 ? nil : instance
     accounting.shardCount = try reader.integer(
-      "accounting.shards", default: 1024, range: 1...65_536)
-    accounting.gcInterval = try reader.seconds("accounting.gc_interval_s", default: 60, minimum: 1)
+      "accounting.shards", default: accounting.shardCount, range: 1...65_536)
+    accounting.gcInterval = try reader.seconds(
+      "accounting.gc_interval_s", default: accounting.gcInterval, minimum: 1)
     accounting.shutdownDrainTimeout = try reader.seconds(
-      "accounting.shutdown_drain_timeout_s", default: 10)
+      "accounting.shutdown_drain_timeout_s", default: accounting.shutdownDrainTimeout)
     accounting.peerLifetime = .seconds(Int64(tracker.peerLifetime))
     let snapshotPath = try reader.string(
-      "accounting.snapshot_path", default: "privtrak-snapshot.bin")
+      "accounting.snapshot_path", default: config.snapshotPath ?? "off")
     config.snapshotPath = snapshotPath == "off" || snapshotPath.isEmpty ? nil : snapshotPath
-    config.commitJournal = try reader.bool("accounting.commit_journal", default: true)
-    let snapshotInterval = try reader.seconds("accounting.snapshot_interval_s", default: 300)
+    config.commitJournal = try reader.bool(
+      "accounting.commit_journal", default: config.commitJournal)
+    // 0 stands for nil (snapshots only at shutdown).
+    let snapshotInterval = try reader.seconds(
+      "accounting.snapshot_interval_s", default: accounting.snapshotInterval ?? .zero)
     accounting.snapshotInterval = snapshotInterval == .zero ? nil : snapshotInterval
     config.accounting = accounting
 
-    var kafka = KafkaSettings()
-    kafka.transactionalID = try reader.string("kafka.transactional_id", default: "")
-    let delivery = try reader.string("kafka.delivery", default: "exactly-once")
+    var kafka = config.kafka
+    kafka.transactionalID = try reader.string(
+      "kafka.transactional_id", default: kafka.transactionalID)
+    let delivery = try reader.string("kafka.delivery", default: kafka.deliveryMode.rawValue)
     guard let mode = KafkaSinkConfiguration.DeliveryMode(rawValue: delivery) else {
       throw reader.fail(
         "kafka.delivery", "expected exactly-once or at-least-once, got '\(delivery)'")
     }
     kafka.deliveryMode = mode
-    let compression = try reader.string("kafka.compression", default: "zstd")
+    let compression = try reader.string("kafka.compression", default: kafka.compression.rawValue)
     guard let codec = KafkaSinkConfiguration.Compression(rawValue: compression) else {
       throw reader.fail(
         "kafka.compression", "expected none, gzip, snappy, lz4 or zstd, got '\(compression)'")
     }
     kafka.compression = codec
-    let framing = try reader.string("kafka.framing", default: "per-delta")
+    let framing = try reader.string("kafka.framing", default: kafka.framing.rawValue)
     guard let recordFraming = RecordFraming(rawValue: framing) else {
       throw reader.fail("kafka.framing", "expected per-delta or per-batch, got '\(framing)'")
     }
     kafka.framing = recordFraming
     kafka.lingerMilliseconds = try reader.integer(
-      "kafka.linger_ms", default: 5, range: 0...60_000, unit: "ms")
+      "kafka.linger_ms", default: kafka.lingerMilliseconds, range: 0...60_000, unit: "ms")
     kafka.maxInFlightDeltas = try reader.integer(
-      "kafka.max_in_flight_deltas", default: 100_000, range: 1...100_000_000)
+      "kafka.max_in_flight_deltas", default: kafka.maxInFlightDeltas, range: 1...100_000_000)
     kafka.maxInFlightBytes = try reader.integer(
-      "kafka.max_in_flight_bytes", default: 64 << 20, range: 4096...(1 << 34), unit: "bytes")
+      "kafka.max_in_flight_bytes", default: kafka.maxInFlightBytes, range: 4096...(1 << 34),
+      unit: "bytes")
     kafka.allowTopicAutoCreation = try reader.bool(
-      "kafka.allow_topic_auto_creation", default: false)
-    kafka.clientID = try reader.string("kafka.client_id", default: "privtrak")
+      "kafka.allow_topic_auto_creation", default: kafka.allowTopicAutoCreation)
+    kafka.clientID = try reader.string("kafka.client_id", default: kafka.clientID)
     kafka.properties = try reader.map(withPrefix: "kafka.properties")
     config.kafka = kafka
 
-    config.logLevel = try reader.string("log.level", default: "info")
+    config.logLevel = try reader.string("log.level", default: config.logLevel)
     guard
       ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(config.logLevel)
     else {
@@ -259,28 +291,34 @@ public struct ServiceConfiguration: Sendable, Equatable {
     return config
   }
 
-  /// The `kafka.*` keys; see `KafkaSinkConfiguration` for each field's meaning.
+  /// The `kafka.*` keys; see `KafkaSinkConfiguration` for each field's
+  /// meaning. Defaults are `KafkaSinkConfiguration`'s, so each is defined once.
   public struct KafkaSettings: Sendable, Equatable {
+    /// `KafkaSinkConfiguration`'s defaults; bootstrap, topic and
+    /// transactional id are filled in at start-up.
+    private static let sinkDefaults = KafkaSinkConfiguration(
+      bootstrap: "", topic: "", transactionalID: "")
+
     /// Stable per instance; empty derives `privtrak-<hostname>` (the pod name in a StatefulSet).
     public var transactionalID = ""
     /// Transactions per batch, or idempotent at-least-once.
-    public var deliveryMode: KafkaSinkConfiguration.DeliveryMode = .exactlyOnce
+    public var deliveryMode = KafkaSettings.sinkDefaults.deliveryMode
     /// Record compression.
-    public var compression: KafkaSinkConfiguration.Compression = .zstd
+    public var compression = KafkaSettings.sinkDefaults.compression
     /// One record per delta (key = user id) or one per batch.
-    public var framing: RecordFraming = .perDelta
+    public var framing = KafkaSettings.sinkDefaults.framing
     /// librdkafka `linger.ms`.
-    public var lingerMilliseconds = 5
+    public var lingerMilliseconds = KafkaSettings.sinkDefaults.lingerMilliseconds
     /// Deltas admitted and not yet committed.
-    public var maxInFlightDeltas = 100_000
+    public var maxInFlightDeltas = KafkaSettings.sinkDefaults.maxInFlightDeltas
     /// Encoded bytes admitted and not yet committed.
-    public var maxInFlightBytes = 64 << 20
+    public var maxInFlightBytes = KafkaSettings.sinkDefaults.maxInFlightBytes
     /// Whether a missing topic may be created by the broker.
-    public var allowTopicAutoCreation = false
+    public var allowTopicAutoCreation = KafkaSettings.sinkDefaults.allowTopicAutoCreation
     /// librdkafka `client.id`.
-    public var clientID = "privtrak"
+    public var clientID = KafkaSettings.sinkDefaults.clientID
     /// Extra librdkafka properties (security settings and the like).
-    public var properties: [String: String] = [:]
+    public var properties = KafkaSettings.sinkDefaults.properties
 
     /// Creates the defaults.
     public init() {}

@@ -62,5 +62,15 @@ else
     echo "FAIL broken config: unexpected message: $message" >&2; status=1
 fi
 rm -f "$broken"
+# A missing file is a configuration error too: exit 2 naming the file (not
+# ArgumentParser's usage error, exit 64).
+missing=$(mktemp -u --suffix=.yaml)
+message=$("$bin" check-config "$missing" 2>&1)
+code=$?
+if [ $code -eq 2 ] && printf '%s' "$message" | grep -qF "configuration error in $missing: cannot read the file"; then
+    echo "missing config: refused with exit 2, naming the file"
+else
+    echo "FAIL missing config: exit $code, message: $message" >&2; status=1
+fi
 [ $status -eq 0 ] && echo "deploy/check.sh: all overlays OK"
 exit $status

@@ -30,6 +30,8 @@ struct ConfigReader {
   let environment: [String: String]
   private var root: [String: Node]
   private var consumed: Set<String> = []
+  /// Environment prefixes of free-form maps read so far (`PRIVTRAK_KAFKA_PROPERTIES_`).
+  private var mapPrefixes: [String] = []
   private var lines: [String: Int] = [:]
 
   init(yaml: String, file: String, environment: [String: String]) throws(ConfigurationError) {
@@ -182,6 +184,7 @@ struct ConfigReader {
       result[String(key.dropFirst(prefix.count + 1))] = value
     }
     let environmentPrefix = Self.environmentName(for: prefix) + "_"
+    mapPrefixes.append(environmentPrefix)
     for (variable, value) in environment where variable.hasPrefix(environmentPrefix) {
       let name = String(
         variable.dropFirst(environmentPrefix.count).lowercased().map { $0 == "_" ? "." : $0 })
@@ -194,6 +197,16 @@ struct ConfigReader {
   /// Keys present in the file that no reader asked for: almost always typos.
   func unknownKeys() -> [String] {
     root.keys.filter { !consumed.contains($0) }.sorted()
+  }
+
+  /// `PRIVTRAK_*` variables that override no key read so far and are not in
+  /// `exempt`: almost always typos, which must not pass silently either.
+  func unknownEnvironmentVariables(exempt: Set<String>) -> [String] {
+    let known = Set(consumed.map(Self.environmentName(for:)))
+    return environment.keys.filter { variable in
+      variable.hasPrefix("PRIVTRAK_") && !known.contains(variable) && !exempt.contains(variable)
+        && !mapPrefixes.contains { variable.hasPrefix($0) }
+    }.sorted()
   }
 }
 

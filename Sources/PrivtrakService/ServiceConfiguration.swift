@@ -6,6 +6,14 @@ import Frontends
 import KafkaSink
 import Tracker
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// Everything `privtrak serve` is configured with: one YAML file plus
 /// `PRIVTRAK_<SECTION>_<KEY>` environment overrides. The README's
 /// configuration reference lists every key; keep the two in step.
@@ -166,8 +174,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
       "tracker.max_numwant", default: tracker.maxNumWant, range: tracker.defaultNumWant...1000)
     tracker.maxScrapeInfoHashes = try reader.integer(
       "tracker.max_scrape_hashes", default: tracker.maxScrapeInfoHashes, range: 1...1000)
-    tracker.shardCount = try reader.integer(
-      "tracker.shards", default: tracker.shardCount, range: 1...65_536)
+    tracker.shardCount = try powerOfTwo(&reader, "tracker.shards", default: tracker.shardCount)
     config.tracker = tracker
     config.gcInterval = try reader.seconds(
       "tracker.gc_interval_s", default: config.gcInterval, minimum: 1)
@@ -225,8 +232,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     let instance: UInt64 = try reader.integer(
       "accounting.instance", default: accounting.instance ?? 0, range: 0...UInt64.max)
     accounting.instance = instance == 0 ? nil : instance
-    accounting.shardCount = try reader.integer(
-      "accounting.shards", default: accounting.shardCount, range: 1...65_536)
+    accounting.shardCount = try powerOfTwo(
+      &reader, "accounting.shards", default: accounting.shardCount)
     accounting.gcInterval = try reader.seconds(
       "accounting.gc_interval_s", default: accounting.gcInterval, minimum: 1)
     accounting.shutdownDrainTimeout = try reader.seconds(
@@ -288,7 +295,64 @@ public struct ServiceConfiguration: Sendable, Equatable {
       throw reader.fail(
         unknown, "unknown key (check the spelling against the configuration reference)")
     }
+    if let unknown = reader.unknownEnvironmentVariables(exempt: nonConfigurationVariables).first {
+      throw ConfigurationError(
+        key: "", source: "environment variable \(unknown)",
+        problem:
+          "overrides no configuration key (check the spelling against the configuration reference; "
+          + "the only other PRIVTRAK_ variables allowed are "
+          + nonConfigurationVariables.sorted().joined(separator: ", ") + ")")
+    }
     return config
+  }
+
+  /// `PRIVTRAK_*` environment variables that are not configuration
+  /// overrides: the scripts and tests use them (binary paths, broker and
+  /// benchmark settings) and run `privtrak` with them set. Any other
+  /// `PRIVTRAK_*` variable that overrides no key is an error. The README's
+  /// configuration reference lists the same names.
+  public static let nonConfigurationVariables: Set<String> = [
+    "PRIVTRAK_BIN", "PRIVTRAK_PYTHON", "PRIVTRAK_TANSU", "PRIVTRAK_SHARED",
+    "PRIVTRAK_BROKER_PORT", "PRIVTRAK_BROKER_LOG", "PRIVTRAK_BROKER_PIDFILE",
+    "PRIVTRAK_BENCH_BIN", "PRIVTRAK_BENCH_INSIDE", "PRIVTRAK_BENCH_PORT",
+    "PRIVTRAK_BENCH_PORT_BASE", "PRIVTRAK_BENCH_BROKER_PORT",
+  ]
+
+  /// Reads and parses the YAML file at `path`. A missing or unreadable file
+  /// is a ``ConfigurationError`` naming the file, like any other problem.
+  public static func load(
+    file path: String, environment: [String: String] = [:]
+  ) throws(ConfigurationError) -> ServiceConfiguration {
+    guard let file = fopen(path, "r") else {
+      throw ConfigurationError(
+        key: "", source: path, problem: "cannot read the file: \(String(cString: strerror(errno)))")
+    }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let count = fread(&buffer, 1, buffer.count, file)
+      if count <= 0 { break }
+      bytes.append(contentsOf: buffer[0..<count])
+    }
+    guard ferror(file) == 0 else {
+      throw ConfigurationError(
+        key: "", source: path, problem: "cannot read the file: \(String(cString: strerror(errno)))")
+    }
+    return try parse(
+      yaml: String(decoding: bytes, as: UTF8.self), file: path, environment: environment)
+  }
+
+  /// A shard count: stores index shards with a mask, so only powers of two
+  /// work, and rounding one up silently would hide a typo like 1000.
+  private static func powerOfTwo(
+    _ reader: inout ConfigReader, _ key: String, default defaultValue: Int
+  ) throws(ConfigurationError) -> Int {
+    let value = try reader.integer(key, default: defaultValue, range: 1...65_536)
+    guard value.nonzeroBitCount == 1 else {
+      throw reader.fail(key, "expected a power of two from 1 to 65536, got \(value)")
+    }
+    return value
   }
 
   /// The `kafka.*` keys; see `KafkaSinkConfiguration` for each field's

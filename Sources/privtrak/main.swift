@@ -32,25 +32,7 @@ func loadConfiguration(path: String?) throws -> ServiceConfiguration {
     return try ServiceConfiguration.parse(
       yaml: "", file: "(built-in defaults)", environment: environment)
   }
-  let yaml = try readTextFile(path)
-  return try ServiceConfiguration.parse(yaml: yaml, file: path, environment: environment)
-}
-
-/// Reads a whole file as UTF-8, with an error naming the file.
-func readTextFile(_ path: String) throws -> String {
-  guard let file = fopen(path, "r") else {
-    throw ValidationError(
-      "cannot read configuration file \(path): \(String(cString: strerror(errno)))")
-  }
-  defer { fclose(file) }
-  var bytes: [UInt8] = []
-  var buffer = [UInt8](repeating: 0, count: 65536)
-  while true {
-    let count = fread(&buffer, 1, buffer.count, file)
-    if count <= 0 { break }
-    bytes.append(contentsOf: buffer[0..<count])
-  }
-  return String(decoding: bytes, as: UTF8.self)
+  return try ServiceConfiguration.load(file: path, environment: environment)
 }
 
 extension Privtrak {

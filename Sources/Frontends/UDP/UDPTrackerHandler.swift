@@ -4,8 +4,10 @@ import NIOCore
 import Tracker
 
 /// Answers BEP 15 datagrams on one socket. Connects are answered on the event
-/// loop; announces and scrapes run in the tracker off the loop and their
-/// answers hop back.
+/// loop, and so are announces when no hook must suspend (the common case;
+/// see ``MeasuredAnnounce``): their answers join the read burst's batched
+/// send. An announce a hook suspends, and every scrape, runs in a task off
+/// the loop and its answer hops back.
 ///
 /// Anti-amplification and anti-reflection: a sender that has not proved its
 /// address with a valid connection id gets the BEP 15 connect reply (16

@@ -122,8 +122,11 @@ import Testing
     #expect(Array(message.clientIp) == [192, 0, 2, 1])
   }
 
-  /// The figures quoted in schemas/README.md.
-  @Test func encodedSizes() {
+  /// A change detector, not a proof: the figures quoted in schemas/README.md,
+  /// read off the encoder itself. When it fires, the encoding changed; check
+  /// that was meant and update the README. `typicalDeltaSizeFollowsTheWireFormat`
+  /// derives the first figure independently.
+  @Test func encodedSizesChangeDetector() {
     var delta = SampleDeltas.typical()
     #expect(DeltaCodec.encode(delta).count == 70)
     // A leecher: downloaded set (+5), seeding false (absent, -2).
@@ -140,6 +143,31 @@ import Testing
     let batch = DeltaBatch(
       deltas: (1...100).map { SampleDeltas.typical(sequence: 1_234_500 + UInt64($0)) })
     #expect(DeltaCodec.encode(batch).count == 100 * (70 + 2) + 9)
+  }
+
+  /// The typical delta's 70 bytes from the protobuf wire-format rules
+  /// (https://protobuf.dev/programming-guides/encoding/) and the field
+  /// numbers in schemas/privtrak/v1/delta.proto, without the encoder: each
+  /// present field is a 1-byte tag (numbers below 16) plus its payload;
+  /// proto3 leaves zero and false fields out.
+  @Test func typicalDeltaSizeFollowsTheWireFormat() {
+    func varintSize(_ value: UInt64) -> Int { max(1, (64 - value.leadingZeroBitCount + 6) / 7) }
+    func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+    let delta = SampleDeltas.typical()
+    let fields = [
+      1 + 1 + 16,  // 1 user_id: tag, length, 16 bytes
+      1 + 1 + 20,  // 2 info_hash: tag, length, 20 bytes
+      1 + varintSize(zigzag(50 << 20)),  // 3 uploaded (sint64): 4-byte varint
+      0,  // 4 downloaded = 0, 5 event = none: absent
+      1 + varintSize(1_764_061_200_123),  // 6 reported_at_ms: 6-byte varint
+      1 + 1,  // 7 seeding = true
+      1 + varintSize(1800),  // 8 interval_s: 2-byte varint
+      0,  // 9 reset = false: absent
+      1 + 8,  // 10 instance (fixed64)
+      1 + varintSize(1_234_567),  // 11 sequence: 3-byte varint
+    ]
+    #expect(fields.reduce(0, +) == 70)
+    #expect(DeltaCodec.encode(delta).count == fields.reduce(0, +))
   }
 
   /// `Delta.estimatedSize` (Accounting's batcher bound) covers real encodings

@@ -1,6 +1,7 @@
 import DeltaModel
 import FileSink
 import PrivtrakTestSupport
+import Synchronization
 import Testing
 
 /// fdatasync calls counted per policy (what reaches the platter cannot be
@@ -75,7 +76,7 @@ import Testing
       configuration: FileSinkConfiguration(
         path: directory.file("d.ptdl"), fsyncPolicy: .interval(.seconds(5))),
       clock: clock)
-    let syncing = Task { try await sink.runPeriodicSync() }
+    let syncing = BoundedTask { try await sink.runPeriodicSync() }
     try await sink.publish(batches[0])
     #expect(await sink.statistics.syncs == 0)
 
@@ -85,7 +86,8 @@ import Testing
     #expect(await sink.statistics.unsyncedBytes == 0)
 
     syncing.cancel()
-    await #expect(throws: CancellationError.self) { try await syncing.value }
+    let ended = try await syncing.outcome("the sync loop to end once cancelled")
+    #expect(throws: CancellationError.self) { try ended.get() }
     try await sink.close()
   }
 
@@ -93,7 +95,42 @@ import Testing
     let directory = try TemporaryDirectory()
     let sink = try FileSink(
       configuration: FileSinkConfiguration(path: directory.file("d.ptdl"), fsyncPolicy: .never))
-    try await sink.runPeriodicSync()
+    let syncing = BoundedTask { try await sink.runPeriodicSync() }
+    try await syncing.outcome("runPeriodicSync to return at once under .never").get()
     try await sink.close()
+  }
+}
+
+/// A task whose end the test waits for with a bound (`poll`): awaiting
+/// `Task.value` would hang the whole run if the task never ended (a sync
+/// loop that ignores cancellation), instead of failing this test.
+private final class BoundedTask: Sendable {
+  private let result = Mutex<Result<Void, any Error>?>(nil)
+  private let task = Mutex<Task<Void, Never>?>(nil)
+
+  init(_ operation: @escaping @Sendable () async throws -> Void) {
+    let started = Task { [self] in
+      let outcome: Result<Void, any Error>
+      do {
+        try await operation()
+        outcome = .success(())
+      } catch {
+        outcome = .failure(error)
+      }
+      self.result.withLock { $0 = outcome }
+    }
+    task.withLock { $0 = started }
+  }
+
+  func cancel() {
+    task.withLock { $0 }?.cancel()
+  }
+
+  /// How the task ended; throws `WaitTimedOut` naming `what` if it has not
+  /// ended within `timeout`.
+  func outcome(
+    _ what: String, timeout: Duration = .seconds(30), fileID: String = #fileID, line: Int = #line
+  ) async throws -> Result<Void, any Error> {
+    try await poll(what, timeout: timeout, fileID: fileID, line: line) { result.withLock { $0 } }
   }
 }

@@ -29,7 +29,8 @@ public func poll<T>(
   while true {
     if let result = try await value() { return result }
     if ContinuousClock.now >= deadline {
-      throw WaitTimedOut(description: "\(fileID):\(line): timed out after \(timeout) waiting until \(what)")
+      throw WaitTimedOut(
+        description: "\(fileID):\(line): timed out after \(timeout) waiting until \(what)")
     }
     try await Task.sleep(for: interval)  // polling a real condition, bounded above
   }

@@ -185,14 +185,14 @@ struct AccountingRulesTests {
         && harness.clock.pendingSleeps.contains(.seconds(2))
     }
     harness.clock.advance(by: .seconds(2))
-    let failure = await waiting.value.failure
+    let failure = try await waiting.value("waiting to end").failure
     #expect(failure?.kind == .retryLater)
     #expect(failure?.retryInMinutes == 1)
 
     sink.open()
     try await harness.announce(client, uploaded: 1500, downloaded: 10)
     running.cancel()
-    await running.value
+    try await running.value("running to end")
     let mine = sink.deliveredDeltas.filter { $0.userID == client.userID }
     // The failed announce's 1000 bytes arrive with the next success.
     #expect(mine.map(\.uploaded) == [1500])

@@ -35,9 +35,11 @@ struct BackPressureTests {
     #expect(sink.parkedCount == 1, "one batch in flight at a time")
 
     sink.open()
-    for announce in announces { #expect(await announce.value.failure == nil) }
+    for announce in announces {
+      #expect(try await announce.value("announce to end").failure == nil)
+    }
     running.cancel()
-    await running.value
+    try await running.value("running to end")
 
     let final = harness.middleware.statistics().batcher
     #expect(final.highWaterDeltas <= 8, "memory never exceeded the bound")
@@ -73,7 +75,7 @@ struct BackPressureTests {
     harness.clock.advance(by: .seconds(1))
     #expect(harness.middleware.statistics().batcher.waiters == 1, "still within max_wait")
     harness.clock.advance(by: .seconds(1))
-    let failure = await waiting.value.failure
+    let failure = try await waiting.value("waiting to end").failure
     #expect(failure?.kind == .retryLater)
     #expect(failure?.retryInMinutes == 1)
     #expect(harness.middleware.statistics().batcher.pendingDeltas == 2, "nothing was queued for it")
@@ -81,7 +83,7 @@ struct BackPressureTests {
     sink.open()
     try await harness.announce(late, uploaded: 1200, downloaded: 300)
     running.cancel()
-    await running.value
+    try await running.value("running to end")
     let lateDeltas = sink.deliveredDeltas.filter { $0.userID == late.userID }
     #expect(lateDeltas.map(\.uploaded) == [1200])
     #expect(lateDeltas.map(\.downloaded) == [300])
@@ -111,11 +113,11 @@ struct BackPressureTests {
     #expect(harness.middleware.statistics().batcher.waiters == 2)
 
     sink.open()
-    for task in waiting { #expect(await task.value.failure == nil) }
+    for task in waiting { #expect(try await task.value("task to end").failure == nil) }
     // Its baseline was not advanced either: the byte arrives now.
     try await harness.announce(clients[3], uploaded: 1, downloaded: 0)
     running.cancel()
-    await running.value
+    try await running.value("running to end")
     #expect(sink.deliveredDeltas.count == 4)
   }
 
@@ -133,13 +135,13 @@ struct BackPressureTests {
     let waiting = Task { await harness.announceResult(client, uploaded: 77, downloaded: 0) }
     try await waitUntil("it waits") { harness.middleware.statistics().batcher.waiters == 1 }
     waiting.cancel()
-    #expect(await waiting.value.failure?.kind == .retryLater)
+    #expect(try await waiting.value("waiting to end").failure?.kind == .retryLater)
     #expect(harness.middleware.statistics().batcher.waiters == 0)
 
     sink.open()
     try await harness.announce(client, uploaded: 80, downloaded: 0)
     running.cancel()
-    await running.value
+    try await running.value("running to end")
     #expect(sink.deliveredDeltas.filter { $0.userID == client.userID }.map(\.uploaded) == [80])
   }
 
@@ -170,6 +172,6 @@ struct BackPressureTests {
     }
     #expect(sink.batches.last?.deltas.count == 1)
     running.cancel()
-    await running.value
+    try await running.value("running to end")
   }
 }

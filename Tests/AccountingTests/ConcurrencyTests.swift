@@ -88,9 +88,11 @@ struct ConcurrencyTests {
       harness.middleware.statistics().batcher.waiters == 16
     }
     sink.open()
-    for duplicate in duplicates { #expect(await duplicate.value.failure == nil) }
+    for duplicate in duplicates {
+      #expect(try await duplicate.value("duplicate to end").failure == nil)
+    }
     running.cancel()
-    await running.value
+    try await running.value("running to end")
     let mine = sink.deliveredDeltas.filter { $0.userID == client.userID }
     #expect(mine.map(\.uploaded) == [1000])
     #expect(
@@ -132,7 +134,7 @@ struct ConcurrencyTests {
       return total
     }
     running.cancel()
-    await running.value
+    try await running.value("running to end")
 
     var published: [UserID: (up: Int64, down: Int64)] = [:]
     for delta in sink.deltas {

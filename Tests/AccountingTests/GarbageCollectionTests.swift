@@ -54,9 +54,9 @@ struct GarbageCollectionTests {
       harness.middleware.statistics().entries == 3,
       "entries are removed only with their expiry queued")
     sink.open()
-    #expect(await collecting.value == 5)
+    #expect(try await collecting.value("collecting to end") == 5)
     running.cancel()
-    await running.value
+    try await running.value("running to end")
     #expect(sink.deliveredDeltas.count == 5)
     #expect(Set(sink.deliveredDeltas.map(\.userID)) == Set(clients.map(\.userID)))
     #expect(harness.middleware.statistics().entries == 0)
@@ -94,7 +94,7 @@ struct GarbageCollectionTests {
     }
     #expect(remaining == 0)
     running.cancel()
-    await running.value
+    try await running.value("running to end")
     #expect(sink.deltas.filter { $0.event == .expired }.count == 48)
     #expect(try metrics.expectCounter("privtrak_accounting_gc_expired_total").totalValue == 48)
     #expect(try metrics.expectTimer("privtrak_accounting_gc_duration_seconds").values.count >= 1)

@@ -31,10 +31,10 @@ struct MetricsTests {
       harness.middleware.statistics().batcher.waiters == 1
     }
     harness.clock.advance(by: .seconds(1))
-    #expect(await waiting.value.failure?.kind == .retryLater)
+    #expect(try await waiting.value("waiting to end").failure?.kind == .retryLater)
     sink.open()
     running.cancel()
-    await running.value
+    try await running.value("running to end")
 
     func counter(_ name: String) throws -> Int64 {
       try metrics.expectCounter("privtrak_accounting_" + name).totalValue

@@ -36,7 +36,7 @@ struct SinkFailureTests {
     }
     try await waitUntil("all three batches are delivered") { sink.delivered.count == 3 }
     running.cancel()
-    await running.value
+    try await running.value("running to end")
 
     #expect(sink.attempts == 7, "4 failures, then each batch once")
     #expect(sink.delivered.map { $0.deltas.map(\.origin.sequence) } == [[1, 2], [3, 4], [5, 6]])

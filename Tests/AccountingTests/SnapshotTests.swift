@@ -187,7 +187,7 @@ struct SnapshotTests {
     try await first.announce(restarter, uploaded: 800, downloaded: 800)
     let running = first.start()
     running.cancel()  // graceful shutdown: drain, final snapshot, close
-    await running.value
+    try await running.value("running to end")
     #expect(firstSink.isClosed)
     #expect(firstSink.deltas.count == 3)
 
@@ -232,7 +232,7 @@ struct SnapshotTests {
     #expect(undelivered.map(\.origin.sequence) == [1, 2, 3, 4, 5])
     let running = first.start()
     running.cancel()
-    await running.value
+    try await running.value("running to end")
     #expect(unreachable.delivered.isEmpty)
 
     let sink = CollectingTestSink()
@@ -262,7 +262,7 @@ struct SnapshotTests {
     for step in 1...3 { try await first.announce(client, uploaded: UInt64(step), downloaded: 0) }
     let running = first.start()
     running.cancel()
-    await running.value
+    try await running.value("running to end")
     #expect(firstSink.deltas.map(\.origin.sequence) == [1, 2, 3])
 
     let secondSink = CollectingTestSink()
@@ -307,6 +307,6 @@ struct SnapshotTests {
     try await waitUntil("the periodic snapshot is written") { fileExists(path) }
     #expect(try await FileSnapshotStore(path: path).load().entries.count == 1)
     running.cancel()
-    await running.value
+    try await running.value("running to end")
   }
 }

@@ -107,7 +107,8 @@ import Testing
   /// A newer producer's extra field (number 99, varint) does not break an old reader.
   @Test func unknownFieldsAreIgnoredByTheModelAndKeptByTheMessage() throws {
     let delta = SampleDeltas.typical()
-    let extended = DeltaCodec.encode(delta) + [0x98, 0x06, 0x2a]  // tag (99 << 3 | 0) = 792, value 42
+    // Field 99, varint: tag (99 << 3 | 0) = 792 = 0x98 0x06, value 42.
+    let extended = DeltaCodec.encode(delta) + [0x98, 0x06, 0x2a]
     #expect(try DeltaCodec.decodeDelta(extended) == delta)
     let message = try Privtrak_V1_Delta(serializedBytes: extended)
     #expect(Array(message.unknownFields.data) == [0x98, 0x06, 0x2a])

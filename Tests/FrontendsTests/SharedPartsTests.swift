@@ -126,7 +126,8 @@ struct HTTPHeadLimitScannerTests {
   }
 
   @Test func flagsAHeaderFloodAcrossChunks() {
-    var scanner = HTTPHeadLimitScanner(maxRequestLineLength: 100, maxHeadLength: 50)  // 16 + 23 fit, + 23 more do not
+    // 16 + 23 bytes fit the 50-byte head, 23 more do not.
+    var scanner = HTTPHeadLimitScanner(maxRequestLineLength: 100, maxHeadLength: 50)
     #expect(scan(&scanner, "GET / HTTP/1.1\r\n") == nil)
     #expect(scan(&scanner, "X-A: aaaaaaaaaaaaaaaa\r\n") == nil)
     #expect(scan(&scanner, "X-B: bbbbbbbbbbbbbbbb\r\n")?.0 == .headTooLarge)

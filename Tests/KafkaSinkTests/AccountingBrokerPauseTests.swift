@@ -108,7 +108,7 @@ import Tracker
         tally.accepted >= acceptedAtResume + 500
       }
       tally.stop()
-      var clients = await announcers.value
+      var clients = try await announcers.value("announcers to end")
 
       // Every client's last announce, retried like a real client until accepted.
       for index in clients.indices {
@@ -120,9 +120,9 @@ import Tracker
         #expect(clients[index].last == clients[index].reported, "the final announce is accepted")
       }
       running.cancel()
-      await running.value
+      try await running.value("running to end")
       sampler.stop()
-      await sampling.value
+      try await sampling.value("sampling to end")
 
       let final = middleware.statistics().batcher
       let deltaCount = Int(final.nextSequence) - 1

@@ -39,7 +39,7 @@ import Testing
       }
 
       broker.resume()
-      try await publishers.value
+      try await publishers.value("publishers to end")
       #expect(sink.waitingPublishers == 0)
       #expect(sink.inFlight == .zero)
       #expect(sink.peakInFlight.deltas <= sink.inFlightLimit.deltas)

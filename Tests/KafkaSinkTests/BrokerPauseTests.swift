@@ -62,7 +62,7 @@ import Testing
       #expect(
         durable.load(ordering: .relaxed) <= durableWhilePaused + 1, "nothing commits while frozen")
       broker.resume()
-      try await publisher.value
+      try await publisher.value("publisher to end")
       #expect(sink.isReady)
       #expect(sink.state == .ready)
       try await sink.close()
@@ -120,7 +120,9 @@ import Testing
       #expect(
         ContinuousClock.now - closing < .seconds(20), "close is bounded by the shutdown timeout")
       for publisher in publishers {
-        await #expect(throws: KafkaSinkError.closed) { try await publisher.value }
+        await #expect(throws: KafkaSinkError.closed) {
+          try await publisher.value("publisher to end")
+        }
       }
       #expect(sink.state == .closed)
       #expect(!sink.isReady)

@@ -56,19 +56,6 @@ struct InProcessPrivtrak {
       httpPort: try #require(httpAddress.port), udpPort: try #require(udpAddress.port))
   }
 
-  init(
-    tracker: Tracker, accounting: AccountingMiddleware?, sink: CountingTestSink,
-    http: HTTPFrontend, udp: UDPFrontend, httpPort: Int, udpPort: Int
-  ) {
-    self.tracker = tracker
-    self.accounting = accounting
-    self.sink = sink
-    self.http = http
-    self.udp = udp
-    self.httpPort = httpPort
-    self.udpPort = udpPort
-  }
-
   func port(_ transport: LoadConfiguration.Transport) -> Int {
     transport == .udp ? udpPort : httpPort
   }

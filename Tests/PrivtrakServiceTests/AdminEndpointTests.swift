@@ -102,7 +102,7 @@ import Testing
     #expect(try await LoopbackClient.fetch(port: admin, "/nothing").status == 404)
 
     await server.triggerGracefulShutdown()
-    try await running.value
+    try await running.value("running to end")
     await #expect(throws: LoopbackClient.Failure.self) {
       try await LoopbackClient.fetch(port: admin, "/healthz")
     }

@@ -56,7 +56,7 @@ import Testing
 
     func stop() async throws {
       await server.triggerGracefulShutdown()
-      try await task.value
+      try await task.value("task to end")
       try? FileManager.default.removeItem(atPath: directory)
     }
   }

@@ -56,6 +56,6 @@ import Testing
     }
 
     await server.triggerGracefulShutdown()
-    try await running.value
+    try await running.value("running to end")
   }
 }

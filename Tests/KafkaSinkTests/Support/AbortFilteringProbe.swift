@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import PrivtrakTestSupport
 
 /// Whether the broker hides aborted transactions from read_committed
 /// consumers, as Kafka does. Tansu 0.6.0 does not (its Fetch replies carry an
@@ -10,7 +11,7 @@ enum AbortFilteringProbe {
 
   /// True when read_committed consumers never see aborted records.
   static func brokerFiltersAbortedRecords() async throws -> Bool {
-    try await result.value
+    try await result.value("the abort-filtering probe to end")
   }
 
   /// A line for the test output saying which assertions a test ran.

@@ -8,7 +8,7 @@ RUN_CONFIG ?= deploy/local/privtrak.yaml
 BROKER_PORT ?= 19092
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: run run-kafka test setup build release test-swift test-python test-e2e test-deploy test-faults broker-start broker-stop format clean
+.PHONY: run run-kafka test setup build release test-swift test-python test-e2e test-deploy test-faults broker-start broker-stop format format-check clean
 
 setup:
 	scripts/setup
@@ -60,12 +60,13 @@ test-deploy:
 	swift build --product privtrak
 	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak deploy/check.sh
 
-# Everything, in one command: setup, broker, build, Swift tests, Python tests,
+# Everything, in one command: setup, broker, format check, build, Swift tests, Python tests,
 # deploy manifests, real-client end-to-end tests, fault suite. The broker is
 # stopped whatever the outcome.
 test: setup
 	$(MAKE) broker-start
 	trap '$(MAKE) --no-print-directory broker-stop' EXIT; \
+	$(MAKE) --no-print-directory format-check && \
 	$(MAKE) --no-print-directory build && \
 	$(MAKE) --no-print-directory test-swift && \
 	$(MAKE) --no-print-directory test-python && \
@@ -73,8 +74,17 @@ test: setup
 	$(MAKE) --no-print-directory test-e2e && \
 	$(MAKE) --no-print-directory test-faults
 
+# Formatting follows the committed .swift-format (swift format's defaults, less
+# two naming rules: golden vectors mirror the schema's snake_case field names,
+# and the test harnesses take a configuration closure before the body).
+SWIFT_SOURCES := Package.swift Sources Tests Benchmarks Fuzz
+
 format:
-	swift format --in-place --recursive Package.swift Sources Tests
+	swift format --in-place --recursive --parallel $(SWIFT_SOURCES)
+
+# Fails on any file `make format` would change, or any lint rule broken.
+format-check:
+	swift format lint --strict --recursive --parallel $(SWIFT_SOURCES)
 
 clean:
 	rm -rf .build

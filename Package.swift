@@ -200,7 +200,8 @@ let package = Package(
       swiftSettings: strictSettings
     ),
     .testTarget(
-      name: "DeltaWireTests", dependencies: ["DeltaWire", "DeltaModel", "BitTorrent"], resources: [],
+      name: "DeltaWireTests", dependencies: ["DeltaWire", "DeltaModel", "BitTorrent"],
+      resources: [],
       swiftSettings: strictSettings),
     .testTarget(
       name: "FileSinkTests", dependencies: ["FileSink", "DeltaModel", "PrivtrakTestSupport"],

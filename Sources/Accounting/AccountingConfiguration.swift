@@ -1,4 +1,5 @@
 import DeltaModel
+
 /// Every knob of the accounting middleware. Durations are `Duration` values;
 /// sizes say their unit in the name or the doc comment.
 public struct AccountingConfiguration: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import DeltaModel
+
 /// Everything the accounting middleware needs to resume after a restart:
 /// the entries' baselines and the deltas not yet delivered.
 public struct StatsSnapshot: Sendable, Equatable {

@@ -134,7 +134,7 @@ final class AdmissionQueue<Job: Sendable>: Sendable {
       return (waiter, undispatched, (state.inFlight, state.waiters.count))
     }
     cancelled?.fail(CancellationError())
-    undispatched.forEach { $0.fail(KafkaSinkError.closed) }
+    for waiter in undispatched { waiter.fail(KafkaSinkError.closed) }
     observe(snapshot.0, snapshot.1)
   }
 
@@ -146,7 +146,7 @@ final class AdmissionQueue<Job: Sendable>: Sendable {
       let undispatched = admitWaiters(state: &state)
       return (undispatched, (state.inFlight, state.waiters.count))
     }
-    undispatched.forEach { $0.fail(KafkaSinkError.closed) }
+    for waiter in undispatched { waiter.fail(KafkaSinkError.closed) }
     observe(snapshot.0, snapshot.1)
   }
 
@@ -160,7 +160,7 @@ final class AdmissionQueue<Job: Sendable>: Sendable {
       state.waiters.removeAll()
       return (waiters, state.rejection ?? error, (state.inFlight, 0))
     }
-    rejected.forEach { $0.fail(reason) }
+    for waiter in rejected { waiter.fail(reason) }
     observe(snapshot.0, snapshot.1)
   }
 

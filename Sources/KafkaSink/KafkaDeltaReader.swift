@@ -93,7 +93,8 @@ public final class KafkaDeltaReader {
     throws(KafkaDeltaReaderError) -> [KafkaDeltaRecord]
   {
     var decoded: [KafkaDeltaRecord] = []
-    for record in try records.poll(timeoutMilliseconds: timeoutMilliseconds, maxRecords: maxRecords) {
+    for record in try records.poll(timeoutMilliseconds: timeoutMilliseconds, maxRecords: maxRecords)
+    {
       do {
         let deltas = try KafkaRecordLayout.decode(value: record.value, headers: record.headers)
         decoded.append(

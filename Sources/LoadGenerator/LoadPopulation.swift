@@ -124,8 +124,10 @@ public struct LoadPopulation: Sendable {
   /// The 20-byte info hash of torrent `index`: its big-endian index, then a fixed pattern.
   public static func infoHash(torrent index: Int) -> [UInt8] {
     let value = UInt32(truncatingIfNeeded: index)
-    return [UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16),
-      UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
+    return [
+      UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16),
+      UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value),
+    ]
       + (0..<16).map { UInt8(0xA0 &+ $0) }
   }
 

@@ -75,7 +75,8 @@ final class UDPAnnounceTransport: AnnounceTransport {
     nextClient = (nextClient + 1) % clients.count
     let pending = Pending(parameters: parameters, sentAt: sentAt)
     if let id = client.connectionID,
-      sentAt &- client.connectionIDReceivedAt < UInt64(configuration.connectionIDLifetime.nanoseconds)
+      sentAt &- client.connectionIDReceivedAt
+        < UInt64(configuration.connectionIDLifetime.nanoseconds)
     {
       writeAnnounce(pending, connectionID: id, client: client)
     } else {
@@ -143,7 +144,8 @@ final class UDPAnnounceTransport: AnnounceTransport {
         let waiting = client.waitingForConnection
         client.waitingForConnection = []
         for pending in waiting {
-          run?.announceFinished(pending.parameters, sentAt: pending.sentAt, failure: "failure: \(message)")
+          run?.announceFinished(
+            pending.parameters, sentAt: pending.sentAt, failure: "failure: \(message)")
         }
       } else if let pending = client.inFlight.removeValue(forKey: transaction) {
         // A rejected connection id: the next announce connects again.

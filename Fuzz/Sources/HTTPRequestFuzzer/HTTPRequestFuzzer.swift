@@ -35,7 +35,9 @@ private enum HTTPFuzzFixtures {
 }
 
 /// What every outcome must satisfy beyond not crashing.
-private func check(_ outcome: HTTPAnnounceParser.Outcome, parser: HTTPAnnounceParser, client: IPAddress) {
+private func check(
+  _ outcome: HTTPAnnounceParser.Outcome, parser: HTTPAnnounceParser, client: IPAddress
+) {
   switch outcome {
   case .announce(let request):
     precondition(request.endpoint.port != 0, "port 0 accepted")
@@ -110,7 +112,8 @@ private func scanHead(_ input: UnsafeBufferPointer<UInt8>) {
   if twice == nil, let second = chunked.scan(UnsafeRawBufferPointer(rebasing: raw[split...])) {
     twice = (second.violation, second.offset + split)
   }
-  precondition(once?.violation == twice?.violation && once?.offset == twice?.offset,
+  precondition(
+    once?.violation == twice?.violation && once?.offset == twice?.offset,
     "chunking changed the scanner's verdict")
   if once == nil {
     precondition(whole.isInsideHead == chunked.isInsideHead)

@@ -308,7 +308,8 @@ public struct HTTPAnnounceParser: Sendable {
       case 7 where decoded.elementsEqual("started".utf8): return .success(.started)
       case 7 where decoded.elementsEqual("stopped".utf8): return .success(.stopped)
       case 9 where decoded.elementsEqual("completed".utf8): return .success(.completed)
-      case 6 where decoded.elementsEqual("paused".utf8): return .success(.none)  // BEP 21 partial seed
+      // BEP 21: a partial seed pausing; announced as a regular update.
+      case 6 where decoded.elementsEqual("paused".utf8): return .success(.none)
       default: return .failure(TrackerFailure("unknown event: \(QueryBytes.echo(decoded))"))
       }
     }

@@ -21,7 +21,12 @@ enum AccountingRules {
   struct Decision: Sendable, Equatable {
     /// The delta to enqueue, if any; its origin is assigned when queued.
     var delta: Delta?
-    /// The change to the entry, to apply only once the delta is queued.
+    /// A second delta of the same announce, queued right after ``delta``
+    /// and with it: the zero-byte `stopped` of a stop that snatched, when
+    /// `emitStopped` asks for every stop (``delta`` is the `completed`
+    /// carrying the snatch and the bytes). Nil otherwise.
+    var followUp: Delta? = nil
+    /// The change to the entry, to apply only once the deltas are queued.
     var change: StoreChange
   }
 
@@ -50,6 +55,15 @@ enum AccountingRules {
   }
 
   /// Applies the rules table to one announce.
+  ///
+  /// Snatches: an entry snatches once, at its first move from leeching
+  /// (`left > 0`) to seeding (`left == 0`), whatever event the client sends
+  /// with it; that announce's delta carries `completed`, even with 0 bytes.
+  /// Clients' own `completed` is not trusted because it is both repeated
+  /// (dual-stack clients announce every event over IPv4 and IPv6, and to
+  /// every tier) and missing (aria2 goes from leeching to `stopped`). A
+  /// `completed` that is not the snatch carries event `none`. An entry that
+  /// starts seeding never snatches.
   /// - Parameters:
   ///   - existing: the stored entry for the announce's key, if any.
   ///   - now: `TrackerClock` seconds of the announce.
@@ -59,10 +73,11 @@ enum AccountingRules {
     configuration: AccountingConfiguration
   ) -> Decision {
     let userID = request.userID
-    let event = DeltaEvent(request.event)
-    let flags: StatsEntry.Flags = request.isSeeder ? .seeding : []
+    let seeding: StatsEntry.Flags = request.isSeeder ? .seeding : []
 
-    func delta(uploaded: Int64, downloaded: Int64, interval: UInt32, reset: Bool) -> Delta {
+    func delta(
+      _ event: DeltaEvent, uploaded: Int64, downloaded: Int64, interval: UInt32, reset: Bool
+    ) -> Delta {
       Delta(
         userID: userID, infoHash: request.infoHash, uploaded: uploaded, downloaded: downloaded,
         event: event,
@@ -74,23 +89,21 @@ enum AccountingRules {
     }
 
     guard let existing else {
-      // First announce: no baseline, so no bytes can be attributed. A
-      // snatch is still a fact worth recording, and `emitStopped` asks
-      // for every stop, so those two emit a zero-byte delta.
+      // First announce: no baseline, so no bytes can be attributed, and no
+      // snatch (it has no leeching past here). Only `emitStopped` asks for
+      // a zero-byte delta, of a stop.
       if request.event == .stopped {
         return Decision(
           delta: configuration.emitStopped
-            ? delta(uploaded: 0, downloaded: 0, interval: 0, reset: false) : nil,
+            ? delta(.stopped, uploaded: 0, downloaded: 0, interval: 0, reset: false) : nil,
           change: .none)
       }
       let entry = StatsEntry(
         userID: userID, infoHash: request.infoHash, peerID: request.peerID,
         uploaded: request.uploaded,
-        downloaded: request.downloaded, lastSeen: now, flags: flags)
-      return Decision(
-        delta: request.event == .completed
-          ? delta(uploaded: 0, downloaded: 0, interval: 0, reset: false) : nil,
-        change: .insert(entry))
+        downloaded: request.downloaded, lastSeen: now,
+        flags: request.isSeeder ? [.seeding, .snatchSpent] : [])
+      return Decision(delta: nil, change: .insert(entry))
     }
 
     // A counter below its baseline means the client began a new session
@@ -102,25 +115,46 @@ enum AccountingRules {
       clamping: reset ? request.downloaded : request.downloaded - existing.downloaded)
     let interval = now >= existing.lastSeen ? now - existing.lastSeen : 0
     let moved = uploaded != 0 || downloaded != 0
+    let snatches =
+      request.isSeeder && existing.flags.isDisjoint(with: [.seeding, .snatchSpent])
 
+    let event: DeltaEvent
     let emit: Bool
-    switch request.event {
-    case .completed: emit = true
-    case .stopped: emit = moved || reset || configuration.emitStopped
-    case .none, .started: emit = moved || reset
+    if snatches {
+      event = .completed
+      emit = true
+    } else {
+      switch request.event {
+      // Not the snatch: a repeat (another address family or tier), or a
+      // client confused about its `left`. It says nothing the bytes don't.
+      case .completed: event = .none
+      case .none: event = .none
+      case .started: event = .started
+      case .stopped: event = .stopped
+      }
+      emit = moved || reset || (request.event == .stopped && configuration.emitStopped)
     }
     let emitted =
       emit
-      ? delta(uploaded: uploaded, downloaded: downloaded, interval: interval, reset: reset) : nil
+      ? delta(event, uploaded: uploaded, downloaded: downloaded, interval: interval, reset: reset)
+      : nil
 
     if request.event == .stopped {
-      return Decision(delta: emitted, change: .remove)
+      // A stop that snatched: the `completed` above carries the snatch and
+      // the bytes; the stop itself moved nothing more, so it is a delta of
+      // its own only when every stop is asked for (interval 0: measured
+      // from the `completed` just before it).
+      let followUp =
+        snatches && configuration.emitStopped
+        ? delta(.stopped, uploaded: 0, downloaded: 0, interval: 0, reset: false) : nil
+      return Decision(delta: emitted, followUp: followUp, change: .remove)
     }
     var advanced = existing
     advanced.uploaded = request.uploaded
     advanced.downloaded = request.downloaded
     advanced.lastSeen = now
-    advanced.flags = flags
+    advanced.flags = seeding.union(existing.flags.intersection(.snatchSpent))
+    if snatches { advanced.flags.insert(.snatchSpent) }
     return Decision(delta: emitted, change: .update(advanced))
   }
 

@@ -1,8 +1,9 @@
 import BitTorrent
 import Tracker
 
-/// Records one announce: applies the rules, queues the delta, advances the
-/// baseline — the latter two atomically.
+/// Records one announce: applies the rules, queues the delta (two for a
+/// stop that snatched, with `emitStopped`), advances the baseline — the
+/// latter two atomically.
 ///
 /// Why this order, and why it is safe ("no byte is ever lost"):
 /// 1. Under the entry's shard lock, the delta is computed from the stored
@@ -116,11 +117,20 @@ struct AnnounceRecorder: Sendable {
       var reset = false
       if var delta = decision.delta {
         let change = batcher.journal == nil ? nil : journalChange(decision.change, key)
+        var followUp = decision.followUp
         if let granted = reservation {
-          batcher.append(&delta, change: change, using: granted)
+          if followUp != nil {
+            batcher.append(&delta, then: &followUp!, change: change, using: granted)
+          } else {
+            batcher.append(&delta, change: change, using: granted)
+          }
           reservation = nil
         } else {
-          switch batcher.tryAppend(&delta, change: change) {
+          let appended =
+            followUp != nil
+            ? batcher.tryAppend(&delta, then: &followUp!, change: change)
+            : batcher.tryAppend(&delta, change: change)
+          switch appended {
           case .appended: break
           case .full: return .full
           case .closed: return .closed

@@ -146,6 +146,60 @@ public final class DeltaBatcher: Sendable {
     return result
   }
 
+  /// Appends `first` then `second` (consecutive sequences) if there is
+  /// room for both and nobody waits ahead; all or nothing, like
+  /// ``tryAppend(_:change:bypassingWaiters:)``. For the one announce that
+  /// emits two deltas (a stop that snatched, with `emitStopped`). `change`
+  /// goes with `first`: it carries the bytes and the snatch, and the
+  /// journal must not let either be counted twice.
+  func tryAppend(_ first: inout Delta, then second: inout Delta, change: JournalChange? = nil)
+    -> AppendResult
+  {
+    let firstSize = first.estimatedSize
+    let secondSize = second.estimatedSize
+    let (result, wakeups) = state.withLock { state -> (AppendResult, Wakeups) in
+      if state.isClosed { return (.closed, Wakeups()) }
+      if !state.waiters.isEmpty || !state.priorityWaiters.isEmpty { return (.full, Wakeups()) }
+      guard state.hasRoom(deltas: 2, bytes: firstSize + secondSize, configuration) else {
+        return (.full, Wakeups())
+      }
+      var wakeups = state.append(
+        &first, change: change, size: firstSize, instance: instance, configuration, clock)
+      wakeups.merge(
+        state.append(
+          &second, change: nil, size: secondSize, instance: instance, configuration, clock))
+      return (.appended, wakeups)
+    }
+    if wakeups.sealed { recordPendingGauges() }
+    wakeups.resume()
+    return result
+  }
+
+  /// Appends `first` then `second` into room a waiter was granted for one
+  /// delta. Never fails: the second may take the pending count one past
+  /// `maxPendingDeltas` (its bytes usually fit in the reservation's
+  /// `maxDeltaSize`); only a snatching stop with `emitStopped` gets here,
+  /// and a waiter cannot hand its turn back without losing its place.
+  func append(
+    _ first: inout Delta, then second: inout Delta, change: JournalChange? = nil,
+    using reservation: DeltaReservation
+  ) {
+    let firstSize = first.estimatedSize
+    let secondSize = second.estimatedSize
+    let (wakeups, grants) = state.withLock { state -> (Wakeups, [Grant]) in
+      state.reservedDeltas -= 1
+      state.reservedBytes -= reservation.bytes
+      var wakeups = state.append(
+        &first, change: change, size: firstSize, instance: instance, configuration, clock)
+      wakeups.merge(
+        state.append(
+          &second, change: nil, size: secondSize, instance: instance, configuration, clock))
+      return (wakeups, state.grantWaiters(configuration))
+    }
+    wakeups.resume()
+    grants.resumeAll()
+  }
+
   /// Appends `delta` into room a waiter was granted. Never fails.
   func append(
     _ delta: inout Delta, change: JournalChange? = nil, using reservation: DeltaReservation
@@ -604,6 +658,14 @@ extension DeltaBatcher {
     func resume() {
       sealTimer?.resume()
       publisher?.resume()
+    }
+
+    /// Adds a later append's wakeups (a slot is taken once, so at most
+    /// one of the two holds each continuation).
+    mutating func merge(_ other: Wakeups) {
+      sealTimer = sealTimer ?? other.sealTimer
+      publisher = publisher ?? other.publisher
+      sealed = sealed || other.sealed
     }
   }
 

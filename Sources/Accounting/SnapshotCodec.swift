@@ -17,7 +17,9 @@ import DeltaModel
 ///  56  body length in bytes u64
 /// body
 ///   entries, 77 bytes each: user id 16, info hash 20, peer id 20,
-///     uploaded u64, downloaded u64, last seen u32, flags u8
+///     uploaded u64, downloaded u64, last seen u32, flags u8 (bit 0 =
+///     seeding, bit 1 = snatch spent; files from before bit 1 existed read
+///     as "not spent", so the version stayed 1)
 ///   pending deltas, 84 bytes + optional fields each: user id 16,
 ///     info hash 20, uploaded i64, downloaded i64, event u8, reported at i64,
 ///     seeding u8, interval u32, reset u8, instance u64, sequence u64,

@@ -9,13 +9,22 @@ import BitTorrent
 /// (`lastSeen` fills the gap after the 20-byte info hash, `flags` the gap
 /// after the 20-byte peer id).
 public struct StatsEntry: Sendable, Hashable {
-  /// Bits describing the entry's last announce.
+  /// Bits describing the entry. They live in the byte that fills the gap
+  /// after the peer id, so new bits cost no memory; snapshots and the
+  /// commit journal store the whole byte.
   public struct Flags: OptionSet, Sendable, Hashable {
     public var rawValue: UInt8
     /// Creates flags from their raw bits.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// The client reported `left == 0` at its last announce.
     public static let seeding = Flags(rawValue: 1 << 0)
+    /// The entry's one snatch is spent: it snatched (its first move from
+    /// `left > 0` to `left == 0`), or its first announce already reported
+    /// `left == 0` (a client that starts as a seeder never snatches).
+    /// Snapshots written before this bit existed lack it; that reads as
+    /// "not spent", which together with ``seeding`` still lets only a
+    /// leeching entry snatch.
+    public static let snatchSpent = Flags(rawValue: 1 << 1)
   }
 
   /// The user.

@@ -41,7 +41,7 @@ struct AccountingRulesTests {
     try await harness.announce(client, uploaded: 300, downloaded: 100, left: 900)
     // A repeated `started` without a counter drop carries its event.
     harness.trackerClock.advance(seconds: 30)
-    try await harness.announce(client, uploaded: 350, downloaded: 100, left: 0, event: .started)
+    try await harness.announce(client, uploaded: 350, downloaded: 100, left: 900, event: .started)
     await harness.middleware.flush()
 
     let deltas = sink.deltas
@@ -53,7 +53,7 @@ struct AccountingRulesTests {
     #expect(deltas[0].reportedAtMilliseconds == 1_704_067_200_000 + 1_800_000)
     // 50, not 350: the baseline advanced to 300 (and lastSeen with it).
     #expect(deltas[1].uploaded == 50 && deltas[1].downloaded == 0)
-    #expect(deltas[1].event == .started && deltas[1].seeding)
+    #expect(deltas[1].event == .started && !deltas[1].seeding)
     // The byte-less announce emitted nothing but did advance lastSeen.
     #expect(deltas[1].intervalSeconds == 30)
   }
@@ -114,31 +114,48 @@ struct AccountingRulesTests {
     #expect(harness.middleware.statistics().entries == 0)
   }
 
-  @Test("completed: a delta with event completed even with 0 bytes; baseline advanced")
-  func completedAlwaysEmits() async throws {
+  @Test(
+    "first move from leeching to seeding: event completed even with 0 bytes, whatever the client says; baseline advanced"
+  )
+  func firstMoveToSeedingIsTheSnatch() async throws {
     let sink = CollectingTestSink()
     let harness = await AccountingHarness(sink: sink)
-    try await harness.announce(client, uploaded: 0, downloaded: 1000, left: 0)
+    try await harness.announce(client, uploaded: 0, downloaded: 0, left: 1000, event: .started)
     try await harness.announce(client, uploaded: 0, downloaded: 1000, left: 0, event: .completed)
-    try await harness.announce(client, uploaded: 70, downloaded: 1000, left: 0)
+    // The client's own `completed`, sent again: not a new snatch.
+    try await harness.announce(client, uploaded: 0, downloaded: 1000, left: 0, event: .completed)
+    try await harness.announce(client, uploaded: 70, downloaded: 1000, left: 0, event: .completed)
     await harness.middleware.flush()
 
     let deltas = sink.deltas
     try #require(deltas.count == 2)
-    #expect(deltas[0].event == .completed && deltas[0].uploaded == 0 && deltas[0].downloaded == 0)
-    #expect(deltas[0].seeding)
-    #expect(deltas[1].event == .none && deltas[1].uploaded == 70)
+    #expect(deltas[0].event == .completed && deltas[0].uploaded == 0)
+    #expect(deltas[0].downloaded == 1000 && deltas[0].seeding)
+    #expect(deltas[1].event == .none && deltas[1].uploaded == 70, "a repeat carries no event")
+
+    // Without the client's `completed` (and with 0 bytes) the move still snatches.
+    let quiet = TestClient(user: 1, torrent: 2)
+    try await harness.announce(quiet, uploaded: 0, downloaded: 500, left: 500)
+    try await harness.announce(quiet, uploaded: 0, downloaded: 500, left: 0)
+    await harness.middleware.flush()
+    let quietDeltas = sink.deltas.filter { $0.infoHash == quiet.infoHash }
+    #expect(quietDeltas.map(\.event) == [.completed])
+    #expect(quietDeltas.map(\.downloaded) == [0])
   }
 
-  @Test("completed as the very first announce still records the snatch (0 bytes: no baseline yet)")
-  func completedFirstAnnounceRecordsSnatch() async throws {
+  @Test("an entry that starts seeding never snatches, even with completed")
+  func startingAsSeederNeverSnatches() async throws {
     let sink = CollectingTestSink()
     let harness = await AccountingHarness(sink: sink)
     try await harness.announce(client, uploaded: 10, downloaded: 1000, left: 0, event: .completed)
-    try await harness.announce(client, uploaded: 30, downloaded: 1000, left: 0)
+    try await harness.announce(client, uploaded: 30, downloaded: 1000, left: 0, event: .completed)
+    // A recheck that finds a bad piece, re-downloaded: still not a snatch.
+    try await harness.announce(client, uploaded: 30, downloaded: 1000, left: 16)
+    try await harness.announce(client, uploaded: 30, downloaded: 1016, left: 0)
     await harness.middleware.flush()
-    #expect(sink.deltas.map(\.event) == [.completed, .none])
-    #expect(sink.deltas.map(\.uploaded) == [0, 20])
+    #expect(sink.deltas.map(\.event) == [.none, .none])
+    #expect(sink.deltas.map(\.uploaded) == [20, 0])
+    #expect(sink.deltas.map(\.downloaded) == [0, 16])
   }
 
   @Test("no announce for peer_lifetime: an expired record (no bytes), entry removed by GC")

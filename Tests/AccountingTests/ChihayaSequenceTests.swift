@@ -8,7 +8,10 @@ import Tracker
 /// (privtrak_test.go), replayed. That test derived the user from the first
 /// 16 bytes of the peer id; ``PeerIDPrefixIdentifier`` does the same here,
 /// which also shows that identification is pluggable. Where privtrak
-/// differs by design, the test says so.
+/// differs by design, the test says so. One difference runs through the
+/// table: its clients go from `left > 0` to `left == 0`, which privtrak
+/// records as the snatch (event `completed`, issue #15) whatever event
+/// they send; the original carried the client's event.
 @Suite("chihaya-privtrak-middleware sequences")
 struct ChihayaSequenceTests {
   /// The original's test identifier: the peer id's first 16 bytes are the user.
@@ -52,7 +55,7 @@ struct ChihayaSequenceTests {
     return sink.deltas
   }
 
-  @Test("1: started at 0/0, then 0/100 → one delta down 100, event none")
+  @Test("1: started at 0/0, then 0/100 → one delta down 100, event completed (original: none)")
   func startThenProgress() async throws {
     let deltas = try await replay([
       (Self.pID1, 0, 0, 100, .started),
@@ -63,10 +66,12 @@ struct ChihayaSequenceTests {
     #expect(deltas.first?.infoHash == Self.ih1)
     #expect(deltas.first?.uploaded == 0)
     #expect(deltas.first?.downloaded == 100)
-    #expect(deltas.first?.event == DeltaEvent.none)
+    #expect(deltas.first?.event == .completed, "left went 100 → 0: the snatch")
   }
 
-  @Test("2: started at 1000/0, stopped at 1200/100 → one delta 200/100, event stopped")
+  @Test(
+    "2: started at 1000/0, stopped at 1200/100 → one delta 200/100, event completed (original: stopped)"
+  )
   func startThenStop() async throws {
     let deltas = try await replay([
       (Self.pID1, 1000, 0, 100, .started),
@@ -75,7 +80,9 @@ struct ChihayaSequenceTests {
     #expect(deltas.map(\.userID) == [Self.id1])
     #expect(deltas.map(\.uploaded) == [200])
     #expect(deltas.map(\.downloaded) == [100])
-    #expect(deltas.map(\.event) == [.stopped])
+    // A stop with left 0 after leeching is the snatch; without emit_stopped
+    // the stop itself moved nothing more, so it is this one delta.
+    #expect(deltas.map(\.event) == [.completed])
   }
 
   /// The original expected id2's delta to be up 300 / down −800: its
@@ -83,7 +90,7 @@ struct ChihayaSequenceTests {
   /// privtrak treats a counter below its baseline as a new client session:
   /// the delta is the reported totals (1200/100), flagged `reset`, never negative.
   @Test(
-    "3: two users interleaved, one counter drops → id1 200/100 stopped; id2 1200/100 reset (original: 300/−800)"
+    "3: two users interleaved, one counter drops → id1 200/100; id2 1200/100 reset (original: 300/−800); both snatch"
   )
   func interleavedUsersWithCounterDrop() async throws {
     let deltas = try await replay([
@@ -97,10 +104,10 @@ struct ChihayaSequenceTests {
     let first = try #require(byUser[Self.id1]?.first)
     #expect(byUser[Self.id1]?.count == 1)
     #expect(
-      first.uploaded == 200 && first.downloaded == 100 && first.event == .stopped && !first.reset)
+      first.uploaded == 200 && first.downloaded == 100 && first.event == .completed && !first.reset)
     let second = try #require(byUser[Self.id2]?.first)
     #expect(byUser[Self.id2]?.count == 1)
-    #expect(second.uploaded == 1200 && second.downloaded == 100 && second.event == DeltaEvent.none)
+    #expect(second.uploaded == 1200 && second.downloaded == 100 && second.event == .completed)
     #expect(second.reset, "privtrak flags the counter drop instead of emitting −800")
   }
 

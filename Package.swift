@@ -183,7 +183,7 @@ let package = Package(
     .testTarget(
       name: "FrontendsTests",
       dependencies: [
-        "Frontends", "Tracker", "BitTorrent", "PrivtrakTestSupport",
+        "Frontends", "Tracker", "BitTorrent", "PrivtrakTestSupport", "Accounting", "DeltaModel",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),

@@ -25,7 +25,11 @@ public final class PeerStore: Sendable {
   }
 
   /// Records the announce and returns swarm figures plus up to `request.numWant`
-  /// other peers. A `stopped` event removes the peer; `completed` counts a snatch.
+  /// other peers. A `stopped` event removes the peer. A snatch (the scrape's
+  /// `downloaded`) is a stored peer's move from leeching to seeding, whatever
+  /// event the client sends: a dual-stack client's second `completed` finds
+  /// the peer seeding already, and a client that stops with `left == 0`
+  /// without ever saying `completed` (aria2) still counts once.
   public func announce(_ request: AnnounceRequest, now: UInt32) -> AnnounceResult {
     shard(for: request.infoHash).swarms.withLock { swarms in
       if request.event == .stopped {
@@ -33,6 +37,7 @@ public final class PeerStore: Sendable {
           return AnnounceResult(
             stats: ScrapeStats(complete: 0, incomplete: 0, downloaded: 0), peers4: [], peers6: [])
         }
+        if swarm.isLeeching(request.peerID) && request.isSeeder { swarm.snatches &+= 1 }
         swarm.remove(request.peerID)
         let stats = swarm.stats
         if !swarm.peers.isEmpty || swarm.snatches > 0 { swarms[request.infoHash] = swarm }
@@ -147,11 +152,20 @@ struct Swarm {
       downloaded: snatches)
   }
 
+  /// Whether `peerID` is stored and was leeching at its last announce.
+  func isLeeching(_ peerID: PeerID) -> Bool {
+    guard let index = peers.index(forKey: peerID) else { return false }
+    return !peers.values[index].isSeeder
+  }
+
   mutating func announce(_ request: AnnounceRequest, now: UInt32) -> AnnounceResult {
-    if request.event == .completed { snatches &+= 1 }
     let updated = StoredPeer(endpoint: request.endpoint, lastSeen: now, isSeeder: request.isSeeder)
     if let index = peers.index(forKey: request.peerID) {
-      if peers.values[index].isSeeder != updated.isSeeder { seeders += updated.isSeeder ? 1 : -1 }
+      if peers.values[index].isSeeder != updated.isSeeder {
+        seeders += updated.isSeeder ? 1 : -1
+        // Leeching → seeding: the download finished (see PeerStore.announce).
+        if updated.isSeeder { snatches &+= 1 }
+      }
       peers.values[index] = updated
     } else {
       peers[request.peerID] = updated

@@ -180,8 +180,10 @@ struct HTTPFrontendTests {
       let unknown = makeInfoHash(0x40)
       _ = try await announce(connection, peer: 1, port: 1, left: 0)
       _ = try await announce(connection, peer: 2, port: 2, left: 9)
+      // A snatch is a peer's move from leeching to seeding (PeerStore.announce).
+      _ = try await announce(connection, peer: 3, port: 3, left: 9, infoHash: other)
       _ = try await announce(
-        connection, peer: 3, port: 3, left: 9, event: "completed", infoHash: other)
+        connection, peer: 3, port: 3, left: 0, event: "completed", infoHash: other)
       let query = [torrent, other, unknown].map { "info_hash=" + percentEncode($0.bytes) }.joined(
         separator: "&")
       for path in ["/scrape", "/pk1/scrape", "/scrape/pk1"] {
@@ -196,7 +198,7 @@ struct HTTPFrontendTests {
           ]
         }
         #expect(stats(torrent) == [1, 1, 0], "\(path)")
-        #expect(stats(other) == [0, 1, 1], "\(path)")
+        #expect(stats(other) == [1, 0, 1], "\(path)")
         #expect(stats(unknown) == [0, 0, 0], "\(path)")
       }
       let empty = try await connection.get("/scrape")

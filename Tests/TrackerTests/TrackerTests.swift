@@ -60,6 +60,31 @@ func makeRequest(
     #expect(scrape.files.first?.stats == ScrapeStats(complete: 0, incomplete: 0, downloaded: 1))
   }
 
+  @Test func aSnatchIsTheMoveFromLeechingToSeedingWhateverTheEvent() async throws {
+    let tracker = Tracker()
+    let torrent = ScrapeRequest(
+      infoHashes: [InfoHash(Array(repeating: 1, count: 20))!], clientAddress: .v4(1))
+    // Dual stack: every event twice, from an IPv4 and an IPv6 address, one peer id.
+    for (left, event) in [(UInt64(100), AnnounceEvent.started), (0, .completed), (0, .none)] {
+      for address in ["10.0.0.1", "2001:db8::1"] {
+        _ = try await tracker.announce(
+          makeRequest(peer: 1, left: left, event: event, address: address))
+      }
+    }
+    #expect(try await tracker.scrape(torrent).files.first?.stats.downloaded == 1)
+    // Never says completed: leeching, then stopped with nothing left (aria2).
+    _ = try await tracker.announce(makeRequest(peer: 2, left: 100, event: .started))
+    _ = try await tracker.announce(makeRequest(peer: 2, left: 0, event: .stopped))
+    #expect(try await tracker.scrape(torrent).files.first?.stats.downloaded == 2)
+    // Starts as a seeder, says completed anyway: not a download.
+    _ = try await tracker.announce(makeRequest(peer: 3, left: 0, event: .started))
+    _ = try await tracker.announce(makeRequest(peer: 3, left: 0, event: .completed))
+    // Stopped while still leeching: not a download either.
+    _ = try await tracker.announce(makeRequest(peer: 4, left: 100, event: .started))
+    _ = try await tracker.announce(makeRequest(peer: 4, left: 50, event: .stopped))
+    #expect(try await tracker.scrape(torrent).files.first?.stats.downloaded == 2)
+  }
+
   @Test func numWantIsClampedAndHonoured() async throws {
     let tracker = Tracker(configuration: TrackerConfiguration(defaultNumWant: 3, maxNumWant: 5))
     for peer in UInt8(1)...10 { _ = try await tracker.announce(makeRequest(peer: peer)) }

@@ -1,7 +1,6 @@
 import DeltaModel
 import FileSink
 import PrivtrakTestSupport
-import Synchronization
 import Testing
 
 /// fdatasync calls counted per policy (what reaches the platter cannot be
@@ -76,7 +75,7 @@ import Testing
       configuration: FileSinkConfiguration(
         path: directory.file("d.ptdl"), fsyncPolicy: .interval(.seconds(5))),
       clock: clock)
-    let syncing = BoundedTask { try await sink.runPeriodicSync() }
+    let syncing = Task { try await sink.runPeriodicSync() }
     try await sink.publish(batches[0])
     #expect(await sink.statistics.syncs == 0)
 
@@ -86,7 +85,12 @@ import Testing
     #expect(await sink.statistics.unsyncedBytes == 0)
 
     syncing.cancel()
-    let ended = try await syncing.outcome("the sync loop to end once cancelled")
+    let ended: Result<Void, any Error>
+    do {
+      ended = .success(try await syncing.value("the sync loop to end once cancelled"))
+    } catch {
+      ended = .failure(error)
+    }
     #expect(throws: CancellationError.self) { try ended.get() }
     try await sink.close()
   }
@@ -95,42 +99,8 @@ import Testing
     let directory = try TemporaryDirectory()
     let sink = try FileSink(
       configuration: FileSinkConfiguration(path: directory.file("d.ptdl"), fsyncPolicy: .never))
-    let syncing = BoundedTask { try await sink.runPeriodicSync() }
-    try await syncing.outcome("runPeriodicSync to return at once under .never").get()
+    let syncing = Task { try await sink.runPeriodicSync() }
+    try await syncing.value("runPeriodicSync to return at once under .never")
     try await sink.close()
-  }
-}
-
-/// A task whose end the test waits for with a bound (`poll`): awaiting
-/// `Task.value` would hang the whole run if the task never ended (a sync
-/// loop that ignores cancellation), instead of failing this test.
-private final class BoundedTask: Sendable {
-  private let result = Mutex<Result<Void, any Error>?>(nil)
-  private let task = Mutex<Task<Void, Never>?>(nil)
-
-  init(_ operation: @escaping @Sendable () async throws -> Void) {
-    let started = Task { [self] in
-      let outcome: Result<Void, any Error>
-      do {
-        try await operation()
-        outcome = .success(())
-      } catch {
-        outcome = .failure(error)
-      }
-      self.result.withLock { $0 = outcome }
-    }
-    task.withLock { $0 = started }
-  }
-
-  func cancel() {
-    task.withLock { $0 }?.cancel()
-  }
-
-  /// How the task ended; throws `WaitTimedOut` naming `what` if it has not
-  /// ended within `timeout`.
-  func outcome(
-    _ what: String, timeout: Duration = .seconds(30), fileID: String = #fileID, line: Int = #line
-  ) async throws -> Result<Void, any Error> {
-    try await poll(what, timeout: timeout, fileID: fileID, line: line) { result.withLock { $0 } }
   }
 }

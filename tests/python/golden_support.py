@@ -12,6 +12,7 @@ import pathlib
 import struct
 import subprocess
 import sys
+import types
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
@@ -22,17 +23,25 @@ LOG_VERSION = 1
 
 
 def compile_schema(out_dir):
-    """Runs protoc --python_out for every schema file and returns the delta_pb2 module."""
+    """Runs protoc --python_out for every schema file and returns a namespace
+    holding every top-level message class (pb.Delta, pb.DeltaBatch,
+    pb.RegistryUser, ...)."""
     protos = sorted(str(p.relative_to(SCHEMAS)) for p in SCHEMAS.rglob("*.proto"))
     subprocess.run(
         ["protoc", f"--proto_path={SCHEMAS}", f"--python_out={out_dir}", *protos],
         check=True,
     )
+    namespace = types.SimpleNamespace()
     sys.path.insert(0, str(out_dir))
     try:
-        return importlib.import_module("privtrak.v1.delta_pb2")
+        for proto in protos:
+            module = importlib.import_module(proto[: -len(".proto")].replace("/", ".") + "_pb2")
+            for name in module.DESCRIPTOR.message_types_by_name:
+                assert not hasattr(namespace, name), f"message {name} defined twice"
+                setattr(namespace, name, getattr(module, name))
     finally:
         sys.path.remove(str(out_dir))
+    return namespace
 
 
 def descriptions():
@@ -67,6 +76,9 @@ def delta_message(pb, d):
         msg.client_ip = ipaddress.ip_address(d["client_ip"]).packed
     if "peer_id" in d:
         msg.peer_id = bytes.fromhex(d["peer_id"])
+    for factor in ("upload_factor_percent", "download_factor_percent"):
+        if factor in d:
+            setattr(msg, factor, d[factor])
     return msg
 
 
@@ -99,6 +111,40 @@ def log_file(pb, desc):
     return bytes(out)
 
 
+# Registry vector type -> (the description key of its object, its topic).
+REGISTRY_TYPES = {
+    "privtrak.v1.RegistryUser": ("user", "privtrak.registry.users"),
+    "privtrak.v1.RegistryTorrent": ("torrent", "privtrak.registry.torrents"),
+    "privtrak.v1.RegistryToken": ("token", "privtrak.registry.tokens"),
+    "privtrak.v1.RegistryGlobal": ("global", "privtrak.registry.global"),
+    "privtrak.v1.RegistryClientRule": ("client_rule", "privtrak.registry.clients"),
+}
+
+
+def registry_class(pb, kind):
+    return getattr(pb, kind.rsplit(".", 1)[1])
+
+
+def registry_message(pb, kind, obj):
+    """A registry message with the fields of description object `obj`: bytes
+    fields in hex, enum values as the lower-case word after the enum's name
+    (state "pending" = STATE_PENDING), optional fields only when listed."""
+    cls = registry_class(pb, kind)
+    fields = cls.DESCRIPTOR.fields_by_name
+    unknown = set(obj) - set(fields)
+    if unknown:
+        raise ValueError(f"{kind} has no fields {sorted(unknown)}")
+    msg = cls()
+    for name, value in obj.items():
+        field = fields[name]
+        if field.type == field.TYPE_BYTES:
+            value = bytes.fromhex(value)
+        elif field.enum_type is not None:
+            value = field.enum_type.values_by_name[field.enum_type.name.upper() + "_" + value.upper()].number
+        setattr(msg, name, value)
+    return msg
+
+
 def encode(pb, desc):
     """The expected bytes of a vector, built from its description alone."""
     kind = desc["type"]
@@ -108,6 +154,8 @@ def encode(pb, desc):
         return batch_message(pb, desc).SerializeToString(deterministic=True)
     if kind.startswith("privtrak FileSink log"):
         return log_file(pb, desc)
+    if kind in REGISTRY_TYPES:
+        return registry_message(pb, kind, desc[REGISTRY_TYPES[kind][0]]).SerializeToString(deterministic=True)
     raise ValueError(f"unknown vector type {kind}")
 
 

@@ -2,9 +2,11 @@
 
 Compiles schemas/privtrak/v1/*.proto with protoc --python_out into a temp
 folder and decodes every binary vector with the reference protobuf runtime,
-checking each field against the vector's readable .json description. The
-Swift side (Tests/DeltaWireTests/GoldenVectorTests.swift) checks the same
-files, so both languages agree byte for byte.
+checking each field against the vector's readable .json description, then
+walks the raw wire format by hand and re-encodes to the identical bytes.
+Nothing here writes a vector (tests/python/make_golden.py does). The Swift
+side (Tests/DeltaWireTests/GoldenVectorTests.swift) checks the same files, so
+both languages agree byte for byte.
 
     python3 -m pytest tests/python
 """
@@ -19,6 +21,7 @@ import golden_support as gs
 DELTA_VECTORS = [name for name, desc in gs.descriptions() if desc["type"] == "privtrak.v1.Delta"]
 BATCH_VECTORS = [name for name, desc in gs.descriptions() if desc["type"] == "privtrak.v1.DeltaBatch"]
 LOG_VECTORS = [name for name, desc in gs.descriptions() if desc["type"].startswith("privtrak FileSink log")]
+REGISTRY_VECTORS = [name for name, desc in gs.descriptions() if desc["type"] in gs.REGISTRY_TYPES]
 
 # Field number -> (name, protobuf wire type) as the schema promises them.
 DELTA_WIRE = {
@@ -35,6 +38,48 @@ DELTA_WIRE = {
     11: ("sequence", 0),
     12: ("client_ip", 2),
     13: ("peer_id", 2),
+    14: ("upload_factor_percent", 0),
+    15: ("download_factor_percent", 0),
+}
+
+# The registry messages as the schema promises them, written out by hand
+# (independent of the generated code): field number -> (name, kind, optional).
+# Kinds: "hex" and "string" are length-delimited (wire type 2), "bool",
+# "uint" and enums (a dict word -> number) are varints (wire type 0).
+STATE = {"active": 0, "pending": 1, "deleted": 2}
+ACTION = {"allow": 0, "deny": 1}
+REGISTRY_WIRE = {
+    "privtrak.v1.RegistryUser": {
+        1: ("user_id", "hex", False),
+        2: ("passkey", "string", False),
+        3: ("disabled", "bool", False),
+        4: ("disabled_reason", "string", False),
+        5: ("no_leech", "bool", False),
+        6: ("upload_factor_percent", "uint", True),
+        7: ("download_factor_percent", "uint", True),
+    },
+    "privtrak.v1.RegistryTorrent": {
+        1: ("info_hash", "hex", False),
+        2: ("state", STATE, False),
+        3: ("reason", "string", False),
+        4: ("upload_factor_percent", "uint", True),
+        5: ("download_factor_percent", "uint", True),
+    },
+    "privtrak.v1.RegistryToken": {
+        1: ("user_id", "hex", False),
+        2: ("info_hash", "hex", False),
+        3: ("upload_factor_percent", "uint", True),
+        4: ("download_factor_percent", "uint", True),
+    },
+    "privtrak.v1.RegistryGlobal": {
+        1: ("upload_factor_percent", "uint", True),
+        2: ("download_factor_percent", "uint", True),
+    },
+    "privtrak.v1.RegistryClientRule": {
+        1: ("peer_id_prefix", "hex", False),
+        2: ("action", ACTION, False),
+        3: ("reason", "string", False),
+    },
 }
 
 
@@ -70,6 +115,13 @@ def check_delta(pb, msg, d):
         assert msg.peer_id.hex() == d["peer_id"]
     else:
         assert not msg.HasField("peer_id")
+    for factor in ("upload_factor_percent", "download_factor_percent"):
+        if factor in d:
+            assert msg.HasField(factor)  # 0 included: present, not absent
+            assert getattr(msg, factor) == d[factor]
+        else:
+            assert not msg.HasField(factor)
+            assert getattr(msg, factor) == 0  # absent: the reader's default is 100, not the runtime's
 
 
 def read_varint(data, pos):
@@ -128,14 +180,34 @@ def test_schema_shape(pb):
         "EVENT_EXPIRED": 4,
     }
     optional = {f.name for f in pb.Delta.DESCRIPTOR.fields if f.has_presence and f.message_type is None}
-    assert optional == {"client_ip", "peer_id"}
+    assert optional == {"client_ip", "peer_id", "upload_factor_percent", "download_factor_percent"}
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRY_WIRE))
+def test_registry_schema_shape(pb, kind):
+    descriptor = gs.registry_class(pb, kind).DESCRIPTOR
+    assert descriptor.full_name == kind
+    wire = REGISTRY_WIRE[kind]
+    assert {f.number: f.name for f in descriptor.fields} == {n: name for n, (name, _, _) in wire.items()}
+    assert {f.name for f in descriptor.fields if f.has_presence} == {name for name, _, opt in wire.values() if opt}
+    for field in descriptor.fields:
+        _, kind_of_field, _ = wire[field.number]
+        if isinstance(kind_of_field, dict):
+            prefix = field.enum_type.name.upper() + "_"
+            assert {v.name: v.number for v in field.enum_type.values} == {
+                prefix + word.upper(): number for word, number in kind_of_field.items()
+            }
+        else:
+            assert field.enum_type is None
 
 
 def test_every_vector_is_listed():
     described = {desc["file"] for _, desc in gs.descriptions()}
     on_disk = {p.name for p in gs.TESTDATA.iterdir() if p.suffix in (".bin", ".ptdl")}
     assert described == on_disk
-    assert len(DELTA_VECTORS) >= 5 and len(BATCH_VECTORS) >= 1 and len(LOG_VECTORS) >= 1
+    assert len(DELTA_VECTORS) >= 6 and len(BATCH_VECTORS) >= 1 and len(LOG_VECTORS) >= 1
+    assert {desc["type"] for name, desc in gs.descriptions() if name in REGISTRY_VECTORS} == set(REGISTRY_WIRE)
+    assert len(REGISTRY_VECTORS) >= 7
 
 
 @pytest.mark.parametrize("name", DELTA_VECTORS)
@@ -206,6 +278,126 @@ def test_filesink_log_vector(pb, name):
 def test_crc32c_known_answer():
     assert gs.crc32c(b"123456789") == 0xE3069283
     assert gs.crc32c(b"") == 0
+
+
+def test_delta_factors_are_explicit_on_the_wire():
+    # Field 14 = 200 (tag 0x70, varint c8 01), field 15 = 0 (tag 0x78, 00):
+    # an optional 0 is written, unlike a plain proto3 scalar at its default.
+    data = read_vector(gs.load("delta_factors.json"))
+    assert data.endswith(bytes.fromhex("70c8017800"))
+    # Vectors without factors have neither field (old producers; absent = 100).
+    for name in DELTA_VECTORS:
+        if name != "delta_factors":
+            assert not {14, 15} & {n for n, _, _ in raw_fields(read_vector(gs.load(name + ".json")))}
+
+
+def registry_key(kind, obj):
+    """The Kafka record key of a registry value, derived by hand from its ids."""
+    if kind == "privtrak.v1.RegistryUser":
+        return bytes.fromhex(obj["user_id"])
+    if kind == "privtrak.v1.RegistryTorrent":
+        return bytes.fromhex(obj["info_hash"])
+    if kind == "privtrak.v1.RegistryToken":
+        return bytes.fromhex(obj["user_id"]) + bytes.fromhex(obj["info_hash"])
+    if kind == "privtrak.v1.RegistryGlobal":
+        return b"global"
+    if kind == "privtrak.v1.RegistryClientRule":
+        return bytes.fromhex(obj["peer_id_prefix"])
+    raise AssertionError(kind)
+
+
+def registry_default(kind_of_field):
+    if isinstance(kind_of_field, dict):
+        return next(word for word, number in kind_of_field.items() if number == 0)
+    return {"hex": "", "string": "", "bool": False, "uint": 0}[kind_of_field]
+
+
+def check_raw_registry(kind, data, obj):
+    """The raw wire format against the description, walked by hand: canonical
+    field order, the promised wire types, every value, and exactly the
+    fields that must be on the wire (non-default plain fields, listed
+    optional ones, 0 included)."""
+    wire = REGISTRY_WIRE[kind]
+    fields = raw_fields(data)
+    numbers = [number for number, _, _ in fields]
+    assert numbers == sorted(set(numbers))
+    seen = {}
+    for number, wire_type, raw in fields:
+        assert number in wire, f"unexpected field {number}"
+        name, kind_of_field, _ = wire[number]
+        assert wire_type == (2 if kind_of_field in ("hex", "string") else 0), f"{name} has wire type {wire_type}"
+        if kind_of_field == "hex":
+            seen[name] = raw.hex()
+        elif kind_of_field == "string":
+            seen[name] = raw.decode("utf-8")
+        elif kind_of_field == "bool":
+            assert raw in (0, 1)
+            seen[name] = bool(raw)
+        elif kind_of_field == "uint":
+            seen[name] = raw
+        else:
+            seen[name] = next(word for word, n in kind_of_field.items() if n == raw)
+    expected = {}
+    for name, kind_of_field, optional in wire.values():
+        if optional:
+            if name in obj:
+                expected[name] = obj[name]
+        else:
+            # Plain proto3 fields are listed in the description even at their
+            # default (like the deltas), and absent on the wire then.
+            assert name in obj, f"description lacks {name}"
+            if obj[name] != registry_default(kind_of_field):
+                expected[name] = obj[name]
+    assert seen == expected
+
+
+@pytest.mark.parametrize("name", REGISTRY_VECTORS)
+def test_registry_vector(pb, name):
+    desc = gs.load(name + ".json")
+    kind = desc["type"]
+    obj_key, topic = gs.REGISTRY_TYPES[kind]
+    obj = desc[obj_key]
+    wire = REGISTRY_WIRE[kind]
+    assert set(obj) <= {field_name for field_name, _, _ in wire.values()}
+    data = read_vector(desc)
+    msg = gs.registry_class(pb, kind).FromString(data)
+    # Decoded with the reference runtime, field by field.
+    for field in msg.DESCRIPTOR.fields:
+        _, kind_of_field, optional = wire[field.number]
+        value = getattr(msg, field.name)
+        if optional and field.name not in obj:
+            assert not msg.HasField(field.name)
+            continue
+        if optional:
+            assert msg.HasField(field.name)
+        if kind_of_field == "hex":
+            value = value.hex()
+        elif isinstance(kind_of_field, dict):
+            value = field.enum_type.values_by_number[value].name.removeprefix(field.enum_type.name.upper() + "_").lower()
+        assert value == obj[field.name], field.name
+    check_raw_registry(kind, data, obj)
+    # Ids of the right size, and the record key the vector names is the one
+    # its ids give (the tracker rejects a value whose id disagrees with its key).
+    for field_name, size in (("user_id", 16), ("info_hash", 20)):
+        if field_name in obj:
+            assert len(bytes.fromhex(obj[field_name])) == size
+    if "peer_id_prefix" in obj:
+        assert 1 <= len(bytes.fromhex(obj["peer_id_prefix"])) <= 20
+    assert desc["topic"] == topic
+    assert bytes.fromhex(desc["key"]) == registry_key(kind, obj)
+    # Nothing unknown or lost: re-encoding reproduces the bytes, and so does
+    # encoding the description from scratch.
+    assert msg.SerializeToString(deterministic=True) == data
+    assert gs.encode(pb, desc) == data
+
+
+def test_registry_optional_zero_differs_from_absent(pb):
+    # Freeleech (download 0) must survive the wire as a value, not vanish
+    # into "absent = no factor".
+    data = read_vector(gs.load("registry_torrent_freeleech.json"))
+    assert raw_fields(data)[-1] == (5, 0, 0)
+    msg = pb.RegistryTorrent.FromString(data)
+    assert msg.HasField("download_factor_percent") and not msg.HasField("upload_factor_percent")
 
 
 def test_decoder_rejects_truncated_vector(pb):

@@ -173,8 +173,9 @@ public final class AccountingMiddleware: PreHook, Sendable {
 
   // MARK: PreHook
 
-  /// Identifies the user (`.forbidden` failure, nothing recorded, when the
-  /// request does not identify one), sets `context.userID` and records the
+  /// Identifies the user unless an earlier hook did (`context.userID`;
+  /// `.forbidden` failure, nothing recorded, when the request does not
+  /// identify one), sets `context.userID` and records the
   /// announce. Suspends while the batcher is full; fails with retry-later
   /// after `maxWait` without advancing the baseline.
   public func beforeAnnounce(_ request: inout AnnounceRequest, context: inout HookContext)
@@ -192,16 +193,21 @@ public final class AccountingMiddleware: PreHook, Sendable {
     _ request: inout AnnounceRequest, context: inout HookContext
   ) throws(TrackerFailure) -> PreHookStep {
     let userID: UserID
-    do throws(TrackerFailure) {
-      userID = try identifier.identify(request)
-    } catch {
-      metrics.identificationFailures.increment()
-      throw error
+    if let approved = context.userID {
+      // An earlier hook (the registry's approval) identified the user.
+      userID = approved
+    } else {
+      do throws(TrackerFailure) {
+        userID = try identifier.identify(request)
+      } catch {
+        metrics.identificationFailures.increment()
+        throw error
+      }
+      context.userID = userID
     }
-    context.userID = userID
     guard
       let waitingKey = try recorder.recordWithoutWaiting(
-        request, userID: userID, now: context.receivedAt,
+        request, userID: userID, factors: context.factors, now: context.receivedAt,
         nowMilliseconds: context.receivedAtMilliseconds)
     else { return .done }
     let recorder = recorder
@@ -216,6 +222,8 @@ public final class AccountingMiddleware: PreHook, Sendable {
   public func beforeScrape(_ request: inout ScrapeRequest, context: inout HookContext)
     async throws(TrackerFailure)
   {
+    // An earlier hook (the registry's approval) identified the user.
+    if context.userID != nil { return }
     if configuration.requirePasskeyForScrape {
       do throws(TrackerFailure) {
         context.userID = try identifier.identify(request)

@@ -41,9 +41,11 @@ enum AccountingRules {
     var downloaded: UInt64
     var isSeeder: Bool
     var event: AnnounceEvent
+    var factors: CreditFactors
 
-    init(_ request: AnnounceRequest, userID: UserID) {
+    init(_ request: AnnounceRequest, userID: UserID, factors: CreditFactors = .unit) {
       self.userID = userID
+      self.factors = factors
       infoHash = request.infoHash
       peerID = request.peerID
       address = request.endpoint.address
@@ -85,7 +87,7 @@ enum AccountingRules {
         intervalSeconds: interval,
         reset: reset, origin: DeltaOrigin(instance: 0, sequence: 0),
         clientIP: configuration.recordClientIP ? request.address : nil,
-        peerID: configuration.recordPeerID ? request.peerID : nil)
+        peerID: configuration.recordPeerID ? request.peerID : nil, factors: request.factors)
     }
 
     guard let existing else {

@@ -49,14 +49,15 @@ struct AnnounceRecorder: Sendable {
   ///   ``recordAfterWaiting(_:now:nowMilliseconds:)`` when the batcher was
   ///   full (nothing changed).
   func recordWithoutWaiting(
-    _ request: AnnounceRequest, userID: UserID, now: UInt32, nowMilliseconds: Int64
+    _ request: AnnounceRequest, userID: UserID, factors: CreditFactors = .unit, now: UInt32,
+    nowMilliseconds: Int64
   )
     throws(TrackerFailure) -> Key?
   {
     // After shutdown began nothing may change: the final snapshot must
     // hold every baseline (even an announce that emits no delta).
     guard !batcher.isClosed else { throw shuttingDown }
-    let report = AccountingRules.Report(request, userID: userID)
+    let report = AccountingRules.Report(request, userID: userID, factors: factors)
     let hash = StatsKeyHash(userID, report.infoHash, report.peerID)
     let key = Key(report: report, hash: hash, shard: store.shardIndex(hash.shard))
     var reservation: DeltaReservation?

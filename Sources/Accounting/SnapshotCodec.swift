@@ -1,13 +1,13 @@
 import BitTorrent
 import DeltaModel
 
-/// The binary snapshot format, version 1. All integers little-endian;
+/// The binary snapshot format, version 2. All integers little-endian;
 /// identifiers (user id, info hash, peer id, IP) in their network byte order.
 ///
 /// ```
 /// header (64 bytes)
 ///   0  magic "PTSNAP\r\n" (8)     the CR LF catches text-mode mangling
-///   8  format version u32 = 1
+///   8  format version u32 = 2 (version 1 files are read too)
 ///  12  header length u32 = 64
 ///  16  instance u64
 ///  24  next sequence u64
@@ -23,14 +23,17 @@ import DeltaModel
 ///   pending deltas, 84 bytes + optional fields each: user id 16,
 ///     info hash 20, uploaded i64, downloaded i64, event u8, reported at i64,
 ///     seeding u8, interval u32, reset u8, instance u64, sequence u64,
-///     optional-field bits u8 (1 = IP, 2 = IP is v6, 4 = peer id),
-///     then IP (4 or 16) and peer id (20) when present
+///     optional-field bits u8 (1 = IP, 2 = IP is v6, 4 = peer id,
+///     8 = credit factors), then IP (4 or 16), peer id (20) and factors
+///     (upload u32, download u32 percent) when present. Version 2 added
+///     bit 8; a version 1 reader would misread it, hence the new version.
 /// trailer
 ///   CRC-32 (IEEE) of header and body, u32
 /// ```
 enum SnapshotCodec {
   static let magic: [UInt8] = Array("PTSNAP\r\n".utf8)
-  static let version: UInt32 = 1
+  static let version: UInt32 = 2
+  static let readableVersions: ClosedRange<UInt32> = 1...2
   static let headerLength = 64
   static let trailerLength = 4
   static let entryLength = 77
@@ -45,6 +48,7 @@ enum SnapshotCodec {
     case nil: break
     }
     if delta.peerID != nil { length += 20 }
+    if !delta.factors.isUnit { length += 8 }
     return length
   }
 
@@ -88,9 +92,14 @@ enum SnapshotCodec {
     var optional: UInt8 = 0
     if let address = delta.clientIP { optional |= address.isIPv6 ? 3 : 1 }
     if delta.peerID != nil { optional |= 4 }
+    if !delta.factors.isUnit { optional |= 8 }
     bytes.append(optional)
     delta.clientIP?.append(to: &bytes)
     delta.peerID?.raw.append(to: &bytes)
+    if !delta.factors.isUnit {
+      bytes.appendLittleEndian(delta.factors.uploadPercent)
+      bytes.appendLittleEndian(delta.factors.downloadPercent)
+    }
   }
 
   /// Checks and decodes a whole snapshot file.
@@ -128,7 +137,9 @@ enum SnapshotCodec {
     var header = ByteReader(raw, end: headerLength)
     header.offset = magic.count
     let version: UInt32 = header.read()
-    guard version == Self.version else { throw failure(.unsupportedVersion(version)) }
+    guard Self.readableVersions.contains(version) else {
+      throw failure(.unsupportedVersion(version))
+    }
     let declaredHeaderLength: UInt32 = header.read()
     guard declaredHeaderLength == UInt32(headerLength) else {
       throw failure(.corrupt("header length \(declaredHeaderLength), expected \(headerLength)"))
@@ -220,13 +231,22 @@ enum SnapshotCodec {
         }
         peerID = PeerID(body.readBytes20())
       }
+      var factors = CreditFactors.unit
+      if optional & 8 != 0 {
+        guard body.remaining >= 8 else {
+          throw failure(.corrupt("pending delta \(index) runs past the end of the body"))
+        }
+        let upload: UInt32 = body.read()
+        let download: UInt32 = body.read()
+        factors = CreditFactors(uploadPercent: upload, downloadPercent: download)
+      }
       pending.append(
         Delta(
           userID: userID, infoHash: infoHash, uploaded: uploaded, downloaded: downloaded,
           event: event,
           reportedAtMilliseconds: reportedAt, seeding: seeding != 0, intervalSeconds: interval,
           reset: reset != 0, origin: DeltaOrigin(instance: originInstance, sequence: sequence),
-          clientIP: clientIP, peerID: peerID))
+          clientIP: clientIP, peerID: peerID, factors: factors))
     }
     guard body.remaining == 0 else {
       throw failure(.corrupt("\(body.remaining) bytes left over after the last pending delta"))

@@ -44,35 +44,6 @@ public struct PasskeyUserIdentifier: UserIdentifier {
 
   /// Reads exactly 32 hex digits (either case) without allocating; nil otherwise.
   public static func parse(_ passkey: Substring) -> UserID? {
-    // Native strings expose contiguous UTF-8: read it directly (the
-    // generic UTF8View walk costs several times more per announce).
-    if let parsed = passkey.utf8.withContiguousStorageIfAvailable({ parse(utf8: $0) }) {
-      return parsed
-    }
-    return Array(passkey.utf8).withUnsafeBufferPointer { parse(utf8: $0) }
-  }
-
-  /// Nibble value of every byte; 0xFF for a non-hex byte.
-  private static let nibbles: [UInt8] = (0...255).map { Hex.nibble(UInt8($0)) ?? 0xFF }
-
-  private static func parse(utf8: UnsafeBufferPointer<UInt8>) -> UserID? {
-    guard utf8.count == 32 else { return nil }
-    return nibbles.withUnsafeBufferPointer { nibbles in
-      // Branch-free: collect invalid bits and check once at the end.
-      var high: UInt64 = 0
-      var low: UInt64 = 0
-      var invalid: UInt8 = 0
-      for position in 0..<16 {
-        let nibble = nibbles[Int(utf8[position])]
-        invalid |= nibble
-        high = high << 4 | UInt64(nibble & 0x0f)
-      }
-      for position in 16..<32 {
-        let nibble = nibbles[Int(utf8[position])]
-        invalid |= nibble
-        low = low << 4 | UInt64(nibble & 0x0f)
-      }
-      return invalid & 0xf0 == 0 ? UserID(high: high, low: low) : nil
-    }
+    Passkey(hex: passkey)?.asUserID
   }
 }

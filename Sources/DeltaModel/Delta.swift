@@ -28,12 +28,16 @@ public struct Delta: Sendable, Hashable {
   public var clientIP: IPAddress?
   /// The client's peer id, when configured to record it.
   public var peerID: PeerID?
+  /// The credit factors in force for this announce (``CreditFactors/unit``
+  /// without a registry).
+  public var factors: CreditFactors
 
   /// Creates a delta.
   public init(
     userID: UserID, infoHash: InfoHash, uploaded: Int64, downloaded: Int64, event: DeltaEvent,
     reportedAtMilliseconds: Int64, seeding: Bool, intervalSeconds: UInt32, reset: Bool,
-    origin: DeltaOrigin, clientIP: IPAddress? = nil, peerID: PeerID? = nil
+    origin: DeltaOrigin, clientIP: IPAddress? = nil, peerID: PeerID? = nil,
+    factors: CreditFactors = .unit
   ) {
     self.userID = userID
     self.infoHash = infoHash
@@ -47,10 +51,11 @@ public struct Delta: Sendable, Hashable {
     self.origin = origin
     self.clientIP = clientIP
     self.peerID = peerID
+    self.factors = factors
   }
 
   /// An upper bound of this delta's encoded size, for the batcher's byte bound.
   public var estimatedSize: Int {
-    96 + (clientIP == nil ? 0 : 18) + (peerID == nil ? 0 : 22)
+    96 + (clientIP == nil ? 0 : 18) + (peerID == nil ? 0 : 22) + (factors.isUnit ? 0 : 12)
   }
 }

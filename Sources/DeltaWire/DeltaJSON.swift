@@ -7,11 +7,13 @@ import DeltaModel
 /// lower-case hex (`instance` too, as 16 hex characters, since a random
 /// 64-bit value does not survive JSON numbers in most parsers), `event` is a
 /// word (`none`, `started`, `completed`, `stopped`, `expired`), `client_ip` is
-/// textual. Absent optional fields are omitted. Example:
+/// textual. Absent optional fields are omitted; the credit factors, like on
+/// the wire, are shown only when not 100 (absent = 100). Example:
 ///
 ///     {"user_id":"5f4d…","info_hash":"c12f…","uploaded":1048576,"downloaded":0,
 ///      "event":"none","reported_at_ms":1764061200123,"seeding":true,"interval_s":1800,
-///      "reset":false,"instance":"8f3a2c1d5e6b7a90","sequence":42}
+///      "reset":false,"instance":"8f3a2c1d5e6b7a90","sequence":42,
+///      "upload_factor_percent":100,"download_factor_percent":0}
 public enum DeltaJSON {
   /// The JSON object for `delta`, without a trailing newline.
   public static func render(_ delta: Delta) -> String {
@@ -29,6 +31,12 @@ public enum DeltaJSON {
     writer.field("sequence", number: String(delta.origin.sequence))
     if let clientIP = delta.clientIP { writer.field("client_ip", string: clientIP.description) }
     if let peerID = delta.peerID { writer.field("peer_id", string: peerID.description) }
+    if delta.factors.uploadPercent != 100 {
+      writer.field("upload_factor_percent", number: String(delta.factors.uploadPercent))
+    }
+    if delta.factors.downloadPercent != 100 {
+      writer.field("download_factor_percent", number: String(delta.factors.downloadPercent))
+    }
     return writer.finish()
   }
 

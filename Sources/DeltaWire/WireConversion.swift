@@ -26,6 +26,11 @@ extension Privtrak_V1_Delta {
     sequence = delta.origin.sequence
     if let clientIP = delta.clientIP { clientIp = Data(clientIP.bytes) }
     if let peerID = delta.peerID { self.peerID = Data(peerID.bytes) }
+    // Absent means 100: unit factors cost no bytes.
+    if delta.factors.uploadPercent != 100 { uploadFactorPercent = delta.factors.uploadPercent }
+    if delta.factors.downloadPercent != 100 {
+      downloadFactorPercent = delta.factors.downloadPercent
+    }
   }
 }
 
@@ -97,7 +102,10 @@ extension Delta {
       reset: message.reset,
       origin: DeltaOrigin(instance: message.instance, sequence: message.sequence),
       clientIP: clientIP,
-      peerID: peerID
+      peerID: peerID,
+      factors: CreditFactors(
+        uploadPercent: message.hasUploadFactorPercent ? message.uploadFactorPercent : 100,
+        downloadPercent: message.hasDownloadFactorPercent ? message.downloadFactorPercent : 100)
     )
   }
 }

@@ -37,12 +37,24 @@ public struct HookContext: Sendable {
   public var receivedAt: UInt32
   /// Milliseconds since the Unix epoch when the request was received.
   public var receivedAtMilliseconds: Int64
+  /// The credit factors in force, once a hook (the registry's approval)
+  /// resolved them; ``CreditFactors/unit`` otherwise.
+  public var factors: CreditFactors
+  /// Set by a hook that ends the announce with this answer: later
+  /// pre-hooks, the peer store and the post-hooks do not run (a refused
+  /// `stopped` gets a silent success this way: no peer, no delta).
+  public var earlyResponse: AnnounceResponse?
 
   /// Creates a context.
-  public init(userID: UserID? = nil, receivedAt: UInt32, receivedAtMilliseconds: Int64) {
+  public init(
+    userID: UserID? = nil, receivedAt: UInt32, receivedAtMilliseconds: Int64,
+    factors: CreditFactors = .unit
+  ) {
     self.userID = userID
     self.receivedAt = receivedAt
     self.receivedAtMilliseconds = receivedAtMilliseconds
+    self.factors = factors
+    self.earlyResponse = nil
   }
 }
 

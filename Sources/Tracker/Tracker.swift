@@ -52,6 +52,7 @@ public final class Tracker: Sendable {
       receivedAt: UInt32(clamping: milliseconds / 1000), receivedAtMilliseconds: milliseconds)
     for index in preHooks.indices {
       let step = try preHooks[index].beforeAnnounceWithoutSuspending(&request, context: &context)
+      if let early = context.earlyResponse { return .answered(early) }
       if case .suspend(let rest) = step {
         return .pending(
           PendingAnnounce(
@@ -147,8 +148,10 @@ public struct PendingAnnounce: Sendable {
     switch stage {
     case .preHook(let rest, let next):
       try await rest(&request, &context)
+      if let early = context.earlyResponse { return early }
       for hook in tracker.preHooks[next...] {
         try await hook.beforeAnnounce(&request, context: &context)
+        if let early = context.earlyResponse { return early }
       }
       response = tracker.answer(request, context: context)
     case .postHooks(let answered):

@@ -9,7 +9,8 @@ import Testing
 /// tests/python/test_golden.py checks too.
 @Suite struct GoldenVectorTests {
   static let deltaVectors = [
-    "delta_expired", "delta_extremes", "delta_full", "delta_minimal", "delta_reset",
+    "delta_expired", "delta_extremes", "delta_factors", "delta_full", "delta_minimal",
+    "delta_reset",
   ]
 
   @Test func everyDeltaVectorIsCovered() throws {

@@ -26,6 +26,8 @@ enum GoldenVectors {
     var sequence: UInt64
     var client_ip: String?
     var peer_id: String?
+    var upload_factor_percent: UInt32?
+    var download_factor_percent: UInt32?
 
     /// The model this description denotes; fails the test run loudly if the description is malformed.
     var model: Delta {
@@ -52,7 +54,10 @@ enum GoldenVectors {
           reportedAtMilliseconds: reported_at_ms, seeding: seeding, intervalSeconds: interval_s,
           reset: reset,
           origin: DeltaOrigin(instance: instance, sequence: sequence), clientIP: clientIP,
-          peerID: peerID)
+          peerID: peerID,
+          factors: CreditFactors(
+            uploadPercent: upload_factor_percent ?? 100,
+            downloadPercent: download_factor_percent ?? 100))
       }
     }
   }

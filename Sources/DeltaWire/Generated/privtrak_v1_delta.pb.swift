@@ -102,6 +102,31 @@ public nonisolated struct Privtrak_V1_Delta: Sendable {
   /// Clears the value of `peerID`. Subsequent reads from it will return its default value.
   public mutating func clearPeerID() {self._peerID = nil}
 
+  /// The upload factor in force for this announce, in percent (the largest
+  /// the registry applied: global event, user, torrent, token). Absent means
+  /// 100: no registry, nothing applied, or a producer older than the field.
+  /// Credit = uploaded * factor / 100; consumers never apply today's
+  /// factors to yesterday's bytes.
+  public var uploadFactorPercent: UInt32 {
+    get {_uploadFactorPercent ?? 0}
+    set {_uploadFactorPercent = newValue}
+  }
+  /// Returns true if `uploadFactorPercent` has been explicitly set.
+  public var hasUploadFactorPercent: Bool {self._uploadFactorPercent != nil}
+  /// Clears the value of `uploadFactorPercent`. Subsequent reads from it will return its default value.
+  public mutating func clearUploadFactorPercent() {self._uploadFactorPercent = nil}
+
+  /// The download factor in force, in percent (the smallest applied:
+  /// freeleech = 0). Absent means 100.
+  public var downloadFactorPercent: UInt32 {
+    get {_downloadFactorPercent ?? 0}
+    set {_downloadFactorPercent = newValue}
+  }
+  /// Returns true if `downloadFactorPercent` has been explicitly set.
+  public var hasDownloadFactorPercent: Bool {self._downloadFactorPercent != nil}
+  /// Clears the value of `downloadFactorPercent`. Subsequent reads from it will return its default value.
+  public mutating func clearDownloadFactorPercent() {self._downloadFactorPercent = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// What happened to the entry. Values mirror Swift `DeltaEvent` raw values.
@@ -165,6 +190,8 @@ public nonisolated struct Privtrak_V1_Delta: Sendable {
 
   fileprivate var _clientIp: Data? = nil
   fileprivate var _peerID: Data? = nil
+  fileprivate var _uploadFactorPercent: UInt32? = nil
+  fileprivate var _downloadFactorPercent: UInt32? = nil
 }
 
 /// A sealed, ordered group of deltas the tracker published atomically (one
@@ -197,7 +224,7 @@ fileprivate nonisolated let _protobuf_package = "privtrak.v1"
 
 nonisolated extension Privtrak_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Delta"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{3}info_hash\0\u{1}uploaded\0\u{1}downloaded\0\u{1}event\0\u{3}reported_at_ms\0\u{1}seeding\0\u{3}interval_s\0\u{1}reset\0\u{1}instance\0\u{1}sequence\0\u{3}client_ip\0\u{3}peer_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{3}info_hash\0\u{1}uploaded\0\u{1}downloaded\0\u{1}event\0\u{3}reported_at_ms\0\u{1}seeding\0\u{3}interval_s\0\u{1}reset\0\u{1}instance\0\u{1}sequence\0\u{3}client_ip\0\u{3}peer_id\0\u{3}upload_factor_percent\0\u{3}download_factor_percent\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -218,6 +245,8 @@ nonisolated extension Privtrak_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._M
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
       case 12: try { try decoder.decodeSingularBytesField(value: &self._clientIp) }()
       case 13: try { try decoder.decodeSingularBytesField(value: &self._peerID) }()
+      case 14: try { try decoder.decodeSingularUInt32Field(value: &self._uploadFactorPercent) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self._downloadFactorPercent) }()
       default: break
       }
     }
@@ -267,6 +296,12 @@ nonisolated extension Privtrak_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._M
     try { if let v = self._peerID {
       try visitor.visitSingularBytesField(value: v, fieldNumber: 13)
     } }()
+    try { if let v = self._uploadFactorPercent {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 14)
+    } }()
+    try { if let v = self._downloadFactorPercent {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 15)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -284,6 +319,8 @@ nonisolated extension Privtrak_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.sequence != rhs.sequence {return false}
     if lhs._clientIp != rhs._clientIp {return false}
     if lhs._peerID != rhs._peerID {return false}
+    if lhs._uploadFactorPercent != rhs._uploadFactorPercent {return false}
+    if lhs._downloadFactorPercent != rhs._downloadFactorPercent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

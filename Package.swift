@@ -18,6 +18,8 @@ let package = Package(
     .library(name: "DeltaWire", targets: ["DeltaWire"]),
     .library(name: "FileSink", targets: ["FileSink"]),
     .library(name: "KafkaSink", targets: ["KafkaSink"]),
+    .library(name: "Registry", targets: ["Registry"]),
+    .library(name: "RegistryKafka", targets: ["RegistryKafka"]),
     // Shipped like NIOTestUtils: test doubles and bounded waits other packages' tests can reuse.
     .library(name: "PrivtrakTestSupport", targets: ["PrivtrakTestSupport"]),
   ],
@@ -116,15 +118,38 @@ let package = Package(
       ],
       swiftSettings: strictSettings
     ),
+    // The site registry and the approval pre-hook; the file source. No
+    // Kafka client: the Kafka source and publisher are RegistryKafka.
+    .target(
+      name: "Registry",
+      dependencies: [
+        "BitTorrent", "Tracker", "DeltaWire",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "SystemPackage", package: "swift-system"),
+        .product(name: "Metrics", package: "swift-metrics"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .target(
+      name: "RegistryKafka",
+      dependencies: [
+        "Registry", "KafkaSink", "CRdKafka",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+      ],
+      swiftSettings: strictSettings
+    ),
     .target(
       name: "PrivtrakService",
       dependencies: [
         "BitTorrent", "Tracker", "Frontends", "DeltaModel", "Accounting", "DeltaWire", "FileSink",
-        "KafkaSink",
+        "KafkaSink", "Registry", "RegistryKafka",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        .product(name: "SystemPackage", package: "swift-system"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -136,7 +161,7 @@ let package = Package(
       name: "privtrak",
       dependencies: [
         "PrivtrakService", "FileSink", "KafkaSink", "DeltaWire", "DeltaModel", "Accounting",
-        "BitTorrent",
+        "BitTorrent", "Registry", "RegistryKafka",
         "LoadGenerator",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "SystemPackage", package: "swift-system"),
@@ -216,6 +241,17 @@ let package = Package(
       name: "PrivtrakServiceTests",
       dependencies: [
         "PrivtrakService", "PrivtrakTestSupport", .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .testTarget(
+      name: "RegistryTests",
+      dependencies: [
+        "Registry", "RegistryKafka", "Tracker", "BitTorrent", "DeltaWire", "Frontends",
+        "Accounting",
+        "DeltaModel", "KafkaSink", "PrivtrakTestSupport",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "MetricsTestKit", package: "swift-metrics"),
       ],
       swiftSettings: strictSettings
     ),

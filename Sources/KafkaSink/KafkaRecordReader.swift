@@ -148,6 +148,25 @@ public final class KafkaRecordReader {
     return records
   }
 
+  /// Records not read yet: per partition, the high watermark librdkafka
+  /// last learned (from fetch responses; no request is sent) minus the
+  /// reader's position, summed. Transaction markers count until the end is
+  /// reported past them.
+  public func lag() -> Int64 {
+    precondition(!closed, "lag after close")
+    var total: Int64 = 0
+    for partition in partitions {
+      var low: Int64 = 0
+      var high: Int64 = 0
+      guard
+        rd_kafka_get_watermark_offsets(client, topic, partition, &low, &high)
+          == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0
+      else { continue }
+      total += max(0, high - max(low, positions[partition] ?? low))
+    }
+    return total
+  }
+
   /// Leaves the partitions and frees the client; `poll` must not be called afterwards.
   public func close() {
     guard !closed else { return }

@@ -8,6 +8,8 @@ import Metrics
 import NIOCore
 import NIOPosix
 import Prometheus
+import Registry
+import RegistryKafka
 import ServiceLifecycle
 import Synchronization
 import Tracker
@@ -106,6 +108,18 @@ public final class PrivtrakServer: Sendable {
     readiness.expect(frontends: expectedFrontends)
     var preHooks: [any PreHook] = []
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+    if let source = configuration.registry.source {
+      // Loaded in full before any frontend binds: never ready (nor
+      // answering) with a partial registry.
+      let (registry, service) = try await startRegistry(source)
+      preHooks.append(
+        RegistryApproval(
+          registry: registry, modes: configuration.registry.modes,
+          announceInterval: configuration.tracker.announceInterval,
+          pendingRetryMinutes: configuration.registry.pendingRetryMinutes,
+          metricsFactory: metricsFactory))
+      services.append(.init(service: service))
+    }
     if configuration.accountingEnabled {
       let sink = try await makeSink()
       let middleware = await AccountingMiddleware(
@@ -167,6 +181,39 @@ public final class PrivtrakServer: Sendable {
   /// snapshot; ``run()`` then returns. For embedding and tests.
   public func triggerGracefulShutdown() async {
     await serviceGroup.withLock { $0 }?.triggerGracefulShutdown()
+  }
+
+  private func startRegistry(_ source: RegistryLocation) async throws -> (Registry, any Service) {
+    let settings = configuration.registry
+    let registry = Registry(metricsFactory: metricsFactory)
+    switch source {
+    case .file(let path):
+      let loaded = RegistryFileWatcher.fingerprint(path)
+      registry.replaceAll(with: try RegistryFile.load(path: path))
+      let counts = registry.counts
+      logger.notice(
+        "registry file loaded",
+        metadata: [
+          "path": "\(path)", "users": "\(counts.users)", "torrents": "\(counts.torrents)",
+          "modes": "\(settings.modes.users.rawValue), \(settings.modes.torrents.rawValue)",
+        ])
+      return (
+        registry,
+        RegistryFileWatcher(
+          path: path, registry: registry, loaded: loaded, pollInterval: settings.filePollInterval,
+          logger: logger,
+          metricsFactory: metricsFactory)
+      )
+    case .kafka(let bootstrap):
+      logger.notice(
+        "reading the registry topics", metadata: ["bootstrap": "\(bootstrap)"])
+      let follower = try await KafkaRegistryFollower.start(
+        configuration: KafkaRegistryConfiguration(
+          bootstrap: bootstrap, topics: settings.topics, createTopics: settings.createTopics,
+          startTimeout: settings.startTimeout, properties: configuration.kafka.properties),
+        registry: registry, logger: logger, metricsFactory: metricsFactory)
+      return (registry, RegistryFollowerService(stop: { await follower.stop() }))
+    }
   }
 
   private func makeSink() async throws -> any DeltaSink {

@@ -4,6 +4,7 @@ import DeltaWire
 import FileSink
 import Frontends
 import KafkaSink
+import Registry
 import Tracker
 
 #if canImport(Glibc)
@@ -98,6 +99,29 @@ public struct ServiceConfiguration: Sendable, Equatable {
   public var commitJournal = true
   /// Log level name (trace, debug, info, notice, warning, error, critical).
   public var logLevel: String
+  /// The site registry (`registry.*`).
+  public var registry = RegistrySettings()
+
+  /// The `registry.*` keys.
+  public struct RegistrySettings: Sendable, Equatable {
+    /// Where the registry comes from; nil (`none`) runs without one.
+    public var source: RegistryLocation?
+    /// Who and what gets in.
+    public var modes = RegistryModes()
+    /// Topic names for a Kafka source.
+    public var topics = RegistryTopics()
+    /// Whether missing registry topics are created (compacted).
+    public var createTopics = false
+    /// Bound of the start-up read of every topic to its end.
+    public var startTimeout: Duration = .seconds(120)
+    /// BEP 31 `retry in` minutes for announces of a pending torrent.
+    public var pendingRetryMinutes = 10
+    /// How often a registry file is checked for changes (SIGHUP reloads at once).
+    public var filePollInterval: Duration = .seconds(1)
+
+    /// Creates the defaults: no registry, an open tracker.
+    public init() {}
+  }
 
   /// The built-in defaults: everything on loopback, file sink. Settings a
   /// module owns take that module's configuration default (the one place
@@ -282,6 +306,52 @@ public struct ServiceConfiguration: Sendable, Equatable {
     kafka.clientID = try reader.string("kafka.client_id", default: kafka.clientID)
     kafka.properties = try reader.map(withPrefix: "kafka.properties")
     config.kafka = kafka
+
+    var registry = config.registry
+    let sourceText = try reader.string(
+      "registry.source", default: registry.source?.description ?? "none")
+    if sourceText == "none" || sourceText.isEmpty {
+      registry.source = nil
+    } else {
+      guard let location = RegistryLocation(parsing: sourceText) else {
+        throw reader.fail(
+          "registry.source",
+          "expected none, file:PATH or kafka://HOST:PORT[,HOST:PORT], got '\(sourceText)'")
+      }
+      registry.source = location
+    }
+    let usersText = try reader.string("registry.users", default: registry.modes.users.rawValue)
+    guard let users = RegistryModes.Users(rawValue: usersText) else {
+      throw reader.fail(
+        "registry.users", "expected passkey-is-user-id or registered, got '\(usersText)'")
+    }
+    let torrentsText = try reader.string(
+      "registry.torrents", default: registry.modes.torrents.rawValue)
+    guard let torrents = RegistryModes.Torrents(rawValue: torrentsText) else {
+      throw reader.fail("registry.torrents", "expected any or registered, got '\(torrentsText)'")
+    }
+    registry.modes = RegistryModes(users: users, torrents: torrents)
+    for entity in RegistryEntity.allCases {
+      let key = "registry.topics.\(entity.rawValue)"
+      let name = try reader.string(key, default: registry.topics[entity])
+      guard !name.isEmpty else { throw reader.fail(key, "expected a topic name") }
+      registry.topics[entity] = name
+    }
+    registry.createTopics = try reader.bool(
+      "registry.create_topics", default: registry.createTopics)
+    registry.startTimeout = try reader.seconds(
+      "registry.start_timeout_s", default: registry.startTimeout, minimum: 1)
+    registry.pendingRetryMinutes = try reader.integer(
+      "registry.pending_retry_minutes", default: registry.pendingRetryMinutes, range: 1...1440)
+    registry.filePollInterval = try reader.seconds(
+      "registry.file_poll_interval_s", default: registry.filePollInterval, minimum: 0.05)
+    if registry.source == nil && registry.modes != RegistryModes() {
+      throw reader.fail(
+        "registry.source",
+        "registry.users: \(users.rawValue) and registry.torrents: \(torrents.rawValue) need a "
+          + "registry: set registry.source to file:PATH or kafka://HOST:PORT")
+    }
+    config.registry = registry
 
     config.logLevel = try reader.string("log.level", default: config.logLevel)
     guard

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeltaModel
 import PrivtrakService
+import Registry
 
 #if canImport(Glibc)
   import Glibc
@@ -13,12 +14,15 @@ struct Privtrak: AsyncParsableCommand {
     commandName: "privtrak",
     abstract:
       "A BitTorrent private tracker whose accounting middleware publishes exact per-user deltas.",
-    subcommands: [Serve.self, CheckConfig.self, Tail.self, Bench.self],
+    subcommands: [Serve.self, CheckConfig.self, Tail.self, Bench.self, RegistryCommand.self],
     defaultSubcommand: Serve.self)
 }
 
 /// Reads and validates the configuration file plus environment overrides.
-func loadConfiguration(path: String?) throws -> ServiceConfiguration {
+/// `overriding` entries win over the environment (command-line flags).
+func loadConfiguration(path: String?, overriding: [String: String] = [:]) throws
+  -> ServiceConfiguration
+{
   var environment: [String: String] = [:]
   var cursor = environ
   while let entry = cursor.pointee {
@@ -28,6 +32,7 @@ func loadConfiguration(path: String?) throws -> ServiceConfiguration {
     }
     cursor += 1
   }
+  environment.merge(overriding) { _, flag in flag }
   guard let path else {
     return try ServiceConfiguration.parse(
       yaml: "", file: "(built-in defaults)", environment: environment)
@@ -63,8 +68,18 @@ extension Privtrak {
     )
     var sink: String?
 
+    @Option(
+      name: .long,
+      help:
+        "Registry: file:PATH or kafka://HOST:PORT[,HOST:PORT] (overrides registry.source)."
+    )
+    var registry: String?
+
     func run() async throws {
-      var configuration = try loadConfiguration(path: config)
+      var overrides: [String: String] = [:]
+      // Through the same parsing and validation as the key itself.
+      if let registry { overrides["PRIVTRAK_REGISTRY_SOURCE"] = registry }
+      var configuration = try loadConfiguration(path: config, overriding: overrides)
       if let http {
         configuration.httpListen = try parseListen(http, flag: "--http")
       }
@@ -104,10 +119,17 @@ extension Privtrak {
     func run() async throws {
       do {
         let configuration = try loadConfiguration(path: file)
+        if case .file(let path)? = configuration.registry.source {
+          // A registry file that does not parse would stop `serve`: say so now.
+          _ = try RegistryFile.load(path: path)
+        }
         print(
           "\(file): OK (http \(configuration.httpListen?.description ?? "off"), udp \(configuration.udpListen?.description ?? "off"), admin \(configuration.adminListen?.description ?? "off"), sink \(configuration.sink))"
         )
       } catch let error as ConfigurationError {
+        FileHandleStandardError.write(error.description)
+        throw ExitCode(2)
+      } catch let error as RegistryFileError {
         FileHandleStandardError.write(error.description)
         throw ExitCode(2)
       }

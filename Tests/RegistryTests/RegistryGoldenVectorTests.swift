@@ -1,0 +1,88 @@
+import BitTorrent
+import Foundation
+import Registry
+import Testing
+
+/// The Swift registry codec against `schemas/testdata/registry_*`, which
+/// Python's reference protobuf encoder wrote (tests/python/make_golden.py)
+/// and tests/python/test_golden.py checks too.
+@Suite struct RegistryGoldenVectorTests {
+  static let directory = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("schemas/testdata")
+
+  static let vectors = [
+    "registry_client_deny", "registry_global_double_upload", "registry_token",
+    "registry_torrent_freeleech", "registry_torrent_pending", "registry_user_full",
+    "registry_user_minimal",
+  ]
+
+  @Test func everyRegistryVectorIsCovered() throws {
+    let names = try FileManager.default.contentsOfDirectory(atPath: Self.directory.path)
+      .filter { $0.hasPrefix("registry_") && $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
+    #expect(names.sorted() == Self.vectors)
+  }
+
+  @Test(arguments: vectors)
+  func vectorDecodesToDescribedChangeAndReencodesIdentically(name: String) throws {
+    let data = try Data(contentsOf: Self.directory.appendingPathComponent(name + ".json"))
+    let description = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    let bytes = [UInt8](
+      try Data(
+        contentsOf: Self.directory.appendingPathComponent(
+          try #require(description["file"] as? String))))
+    let key = try #require(Hex.decode(try #require(description["key"] as? String)))
+    let entity = try #require(
+      RegistryTopics().entity(ofTopic: try #require(description["topic"] as? String)))
+    let expected = try Self.change(described: description)
+
+    let decoded = try RegistryRecordCodec.decode(
+      RegistryRecord(entity: entity, key: key, value: bytes))
+    #expect(decoded == expected)
+    let encoded = RegistryRecordCodec.encode(expected)
+    #expect(encoded == RegistryRecord(entity: entity, key: key, value: bytes))
+  }
+
+  /// The change a description names.
+  static func change(described description: [String: Any]) throws -> RegistryChange {
+    func factors(_ object: [String: Any]) -> FactorOverrides {
+      FactorOverrides(
+        uploadPercent: (object["upload_factor_percent"] as? Int).map { UInt32($0) },
+        downloadPercent: (object["download_factor_percent"] as? Int).map { UInt32($0) })
+    }
+    func hex<T>(_ object: [String: Any], _ field: String, _ make: ([UInt8]) -> T?) throws -> T {
+      try #require(make(try #require(Hex.decode(try #require(object[field] as? String)))))
+    }
+    if let user = description["user"] as? [String: Any] {
+      return .putUser(
+        RegisteredUser(
+          id: try hex(user, "user_id", UserID.init),
+          passkey: try #require(Passkey(hex: try #require(user["passkey"] as? String))),
+          disabledReason: (user["disabled"] as? Bool ?? false)
+            ? (user["disabled_reason"] as? String ?? "") : nil,
+          canLeech: !(user["no_leech"] as? Bool ?? false), factors: factors(user)))
+    }
+    if let torrent = description["torrent"] as? [String: Any] {
+      return .putTorrent(
+        RegisteredTorrent(
+          infoHash: try hex(torrent, "info_hash", InfoHash.init),
+          state: try #require(TorrentState(rawValue: torrent["state"] as? String ?? "active")),
+          reason: torrent["reason"] as? String ?? "", factors: factors(torrent)))
+    }
+    if let token = description["token"] as? [String: Any] {
+      return .putToken(
+        FreeleechToken(
+          userID: try hex(token, "user_id", UserID.init),
+          infoHash: try hex(token, "info_hash", InfoHash.init), factors: factors(token)))
+    }
+    if let global = description["global"] as? [String: Any] {
+      return .putGlobal(factors(global))
+    }
+    let rule = try #require(description["client_rule"] as? [String: Any])
+    return .putClientRule(
+      ClientRule(
+        prefix: try hex(rule, "peer_id_prefix", { $0 }),
+        action: try #require(ClientRuleAction(rawValue: rule["action"] as? String ?? "allow")),
+        reason: rule["reason"] as? String ?? ""))
+  }
+}

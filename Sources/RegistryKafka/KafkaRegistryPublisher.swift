@@ -71,11 +71,19 @@ public final class KafkaRegistryPublisher {
   public func publish(_ changes: [RegistryChange], timeoutMilliseconds: Int32 = 30_000)
     throws(KafkaRegistryError)
   {
+    try publish(
+      records: changes.map(RegistryRecordCodec.encode), timeoutMilliseconds: timeoutMilliseconds)
+  }
+
+  /// Publishes records as they are (tests use it to publish records a
+  /// tracker must reject) and waits until each is acknowledged.
+  public func publish(records: [RegistryRecord], timeoutMilliseconds: Int32 = 30_000)
+    throws(KafkaRegistryError)
+  {
     precondition(!closed, "publish after close")
     deliveries.delivered = 0
     deliveries.failures = []
-    for change in changes {
-      let record = RegistryRecordCodec.encode(change)
+    for record in records {
       let handle = try topicHandle(record.entity)
       let result = record.key.withUnsafeBytes { key in
         if let value = record.value {
@@ -100,9 +108,9 @@ public final class KafkaRegistryPublisher {
     if let failure = deliveries.failures.first {
       throw .publishing(failure)
     }
-    guard flushed == RD_KAFKA_RESP_ERR_NO_ERROR, deliveries.delivered == changes.count else {
+    guard flushed == RD_KAFKA_RESP_ERR_NO_ERROR, deliveries.delivered == records.count else {
       throw .publishing(
-        "\(changes.count - deliveries.delivered) record(s) not acknowledged within "
+        "\(records.count - deliveries.delivered) record(s) not acknowledged within "
           + "\(timeoutMilliseconds) ms")
     }
   }

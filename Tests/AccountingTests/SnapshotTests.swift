@@ -24,7 +24,11 @@ struct SnapshotTests {
         reportedAtMilliseconds: 1_700_000_000_123,
         seeding: index == 1, intervalSeconds: UInt32(index * 1800), reset: index == 2,
         origin: DeltaOrigin(instance: 0xDEAD_BEEF, sequence: UInt64(index + 10)), clientIP: address,
-        peerID: index >= 2 ? clients[index].peerID : nil)
+        peerID: index >= 2 ? clients[index].peerID : nil,
+        factors: [
+          .unit, CreditFactors(uploadPercent: 200, downloadPercent: 0), .unit,
+          CreditFactors(downloadPercent: 50),
+        ][index])
     }
     return StatsSnapshot(
       instance: 0xDEAD_BEEF, nextSequence: 14, createdAtMilliseconds: 1_700_000_500_000,
@@ -48,6 +52,30 @@ struct SnapshotTests {
     changed.entries.removeLast()
     try await store.save(changed)
     #expect(try await store.load() == changed)
+  }
+
+  @Test("a version 1 snapshot (before credit factors) is still read")
+  func versionOneIsRead() async throws {
+    let directory = TemporaryDirectory()
+    defer { directory.remove() }
+    var (path, bytes) = try await writtenSnapshot(in: directory)
+    // Version 2 wrote no factor bit (every factor is 100 here): the bytes
+    // are a version 1 file once the version and the CRC say so.
+    bytes[8] = 1
+    let body = bytes[0..<(bytes.count - 4)]
+    var crc: UInt32 = 0xFFFF_FFFF
+    for byte in body {
+      crc ^= UInt32(byte)
+      for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+    }
+    crc = ~crc
+    for index in 0..<4 {
+      bytes[bytes.count - 4 + index] = UInt8(truncatingIfNeeded: crc >> (8 * index))
+    }
+    writeFile(path, bytes)
+    let harness = await AccountingHarness(
+      sink: CollectingTestSink(), snapshotStore: FileSnapshotStore(path: path))
+    #expect(harness.middleware.restoreOutcome == .restored(entries: 10, pendingDeltas: 10))
   }
 
   @Test("an empty snapshot round-trips too")
@@ -156,11 +184,11 @@ struct SnapshotTests {
     let directory = TemporaryDirectory()
     defer { directory.remove() }
     var (path, bytes) = try await writtenSnapshot(in: directory)
-    bytes[8] = 2
+    bytes[8] = 3
     writeFile(path, bytes)
     let error = await restoreError(from: path)
-    #expect(error?.kind == .unsupportedVersion(2))
-    #expect(error?.description.contains("version 2") == true)
+    #expect(error?.kind == .unsupportedVersion(3))
+    #expect(error?.description.contains("version 3") == true)
   }
 
   @Test("restart with a snapshot: deltas of sessions spanning the restart are exact")

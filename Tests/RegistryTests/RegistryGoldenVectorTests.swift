@@ -23,17 +23,33 @@ import Testing
     #expect(names.sorted() == Self.vectors)
   }
 
+  struct Malformed: Error { var what: String }
+
+  static func string(_ object: [String: Any], _ field: String) throws -> String {
+    guard let value = object[field] as? String else { throw Malformed(what: field) }
+    return value
+  }
+
+  static func hex<T>(_ object: [String: Any], _ field: String, _ make: ([UInt8]) -> T?) throws
+    -> T
+  {
+    guard let bytes = Hex.decode(try string(object, field)), let value = make(bytes) else {
+      throw Malformed(what: field)
+    }
+    return value
+  }
+
   @Test(arguments: vectors)
   func vectorDecodesToDescribedChangeAndReencodesIdentically(name: String) throws {
     let data = try Data(contentsOf: Self.directory.appendingPathComponent(name + ".json"))
-    let description = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    let bytes = [UInt8](
-      try Data(
-        contentsOf: Self.directory.appendingPathComponent(
-          try #require(description["file"] as? String))))
-    let key = try #require(Hex.decode(try #require(description["key"] as? String)))
-    let entity = try #require(
-      RegistryTopics().entity(ofTopic: try #require(description["topic"] as? String)))
+    guard let description = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+      throw Malformed(what: name)
+    }
+    let file = Self.directory.appendingPathComponent(try Self.string(description, "file"))
+    let bytes = [UInt8](try Data(contentsOf: file))
+    let key = try Self.hex(description, "key") { $0 }
+    guard let entity = RegistryTopics().entity(ofTopic: try Self.string(description, "topic"))
+    else { throw Malformed(what: "topic") }
     let expected = try Self.change(described: description)
 
     let decoded = try RegistryRecordCodec.decode(
@@ -50,14 +66,11 @@ import Testing
         uploadPercent: (object["upload_factor_percent"] as? Int).map { UInt32($0) },
         downloadPercent: (object["download_factor_percent"] as? Int).map { UInt32($0) })
     }
-    func hex<T>(_ object: [String: Any], _ field: String, _ make: ([UInt8]) -> T?) throws -> T {
-      try #require(make(try #require(Hex.decode(try #require(object[field] as? String)))))
-    }
     if let user = description["user"] as? [String: Any] {
       return .putUser(
         RegisteredUser(
-          id: try hex(user, "user_id", UserID.init),
-          passkey: try #require(Passkey(hex: try #require(user["passkey"] as? String))),
+          id: try Self.hex(user, "user_id", UserID.init),
+          passkey: try Self.hex(user, "passkey") { Passkey(hex: Hex.encode($0)) },
           disabledReason: (user["disabled"] as? Bool ?? false)
             ? (user["disabled_reason"] as? String ?? "") : nil,
           canLeech: !(user["no_leech"] as? Bool ?? false), factors: factors(user)))
@@ -65,24 +78,26 @@ import Testing
     if let torrent = description["torrent"] as? [String: Any] {
       return .putTorrent(
         RegisteredTorrent(
-          infoHash: try hex(torrent, "info_hash", InfoHash.init),
-          state: try #require(TorrentState(rawValue: torrent["state"] as? String ?? "active")),
+          infoHash: try Self.hex(torrent, "info_hash", InfoHash.init),
+          state: TorrentState(rawValue: torrent["state"] as? String ?? "active") ?? .active,
           reason: torrent["reason"] as? String ?? "", factors: factors(torrent)))
     }
     if let token = description["token"] as? [String: Any] {
       return .putToken(
         FreeleechToken(
-          userID: try hex(token, "user_id", UserID.init),
-          infoHash: try hex(token, "info_hash", InfoHash.init), factors: factors(token)))
+          userID: try Self.hex(token, "user_id", UserID.init),
+          infoHash: try Self.hex(token, "info_hash", InfoHash.init), factors: factors(token)))
     }
     if let global = description["global"] as? [String: Any] {
       return .putGlobal(factors(global))
     }
-    let rule = try #require(description["client_rule"] as? [String: Any])
+    guard let rule = description["client_rule"] as? [String: Any] else {
+      throw Malformed(what: "client_rule")
+    }
     return .putClientRule(
       ClientRule(
-        prefix: try hex(rule, "peer_id_prefix", { $0 }),
-        action: try #require(ClientRuleAction(rawValue: rule["action"] as? String ?? "allow")),
+        prefix: try Self.hex(rule, "peer_id_prefix", { $0 }),
+        action: ClientRuleAction(rawValue: rule["action"] as? String ?? "allow") ?? .allow,
         reason: rule["reason"] as? String ?? ""))
   }
 }

@@ -209,6 +209,7 @@ let package = Package(
       name: "FrontendsTests",
       dependencies: [
         "Frontends", "Tracker", "BitTorrent", "PrivtrakTestSupport", "Accounting", "DeltaModel",
+        "Registry",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),

@@ -83,7 +83,8 @@ public struct RegistryApproval: PreHook {
 
   /// In `registered` user mode a scrape needs a registered, enabled user's
   /// passkey; with a passkey in the other mode a disabled user is refused.
-  /// Only torrents the registry lets announce are reported.
+  /// Only torrents the registry lets announce are reported: HTTP leaves the
+  /// others out, UDP (whose answers are positional) reports them as unknown.
   public func beforeScrape(_ request: inout ScrapeRequest, context: inout HookContext)
     async throws(TrackerFailure)
   {
@@ -109,7 +110,13 @@ public struct RegistryApproval: PreHook {
       metrics.refused(refusal)
       throw failure(refusal)
     }
-    request.infoHashes = registry.scrapeable(request.infoHashes, modes: modes)
+    let reportable = registry.scrapeable(request.infoHashes, modes: modes)
+    if request.transport == .udp {
+      // Positional answers: keep every slot, report the others as unknown.
+      context.scrapeAsUnknown = Set(request.infoHashes).subtracting(reportable)
+    } else {
+      request.infoHashes = reportable
+    }
   }
 
   private func failure(_ refusal: Refusal) -> TrackerFailure {

@@ -44,6 +44,10 @@ public struct HookContext: Sendable {
   /// pre-hooks, the peer store and the post-hooks do not run (a refused
   /// `stopped` gets a silent success this way: no peer, no delta).
   public var earlyResponse: AnnounceResponse?
+  /// Info hashes a scrape must report as unknown torrents (all zeros)
+  /// while keeping their place: UDP scrape answers are matched to the
+  /// request by position, so a hook cannot drop them from a UDP request.
+  public var scrapeAsUnknown: Set<InfoHash> = []
 
   /// Creates a context.
   public init(

@@ -95,7 +95,11 @@ public final class Tracker: Sendable {
     for hook in preHooks {
       try await hook.beforeScrape(&request, context: &context)
     }
-    var response = ScrapeResponse(files: request.infoHashes.map { ($0, peerStore.scrape($0)) })
+    let unknown = ScrapeStats(complete: 0, incomplete: 0, downloaded: 0)
+    var response = ScrapeResponse(
+      files: request.infoHashes.map { hash in
+        (hash, context.scrapeAsUnknown.contains(hash) ? unknown : peerStore.scrape(hash))
+      })
     for hook in postHooks {
       await hook.afterScrape(request, response: &response, context: context)
     }

@@ -19,7 +19,16 @@ status=0
 for dir in "$here"/overlays/*/; do
     dir=${dir%/}
     name=$(basename "$dir")
-    if "$bin" check-config "$dir/privtrak.yaml"; then :; else
+    if summary=$("$bin" check-config "$dir/privtrak.yaml"); then
+        echo "$summary"
+        # Past the local overlay only the site's users and torrents get in.
+        if [ "$name" != local ]; then
+            case "$summary" in
+                *"(users registered, torrents registered)"*) echo "$name: registered users and torrents" ;;
+                *) echo "FAIL $name: expected registry.users and registry.torrents: registered" >&2; status=1 ;;
+            esac
+        fi
+    else
         echo "FAIL $name: check-config" >&2; status=1
     fi
     if command -v kubectl >/dev/null 2>&1; then

@@ -124,7 +124,7 @@ extension Privtrak {
           _ = try RegistryFile.load(path: path)
         }
         print(
-          "\(file): OK (http \(configuration.httpListen?.description ?? "off"), udp \(configuration.udpListen?.description ?? "off"), admin \(configuration.adminListen?.description ?? "off"), sink \(configuration.sink))"
+          "\(file): OK (http \(configuration.httpListen?.description ?? "off"), udp \(configuration.udpListen?.description ?? "off"), admin \(configuration.adminListen?.description ?? "off"), sink \(configuration.sink), registry \(configuration.registry.source?.description ?? "none") (users \(configuration.registry.modes.users.rawValue), torrents \(configuration.registry.modes.torrents.rawValue)))"
         )
       } catch let error as ConfigurationError {
         FileHandleStandardError.write(error.description)

@@ -195,6 +195,12 @@ let package = Package(
       exclude: ["Support"],
       swiftSettings: strictSettings
     ),
+    .executableTarget(
+      name: "RegistryBench",
+      dependencies: ["Registry", "BitTorrent", "Tracker"],
+      path: "Benchmarks/RegistryBench",
+      swiftSettings: strictSettings
+    ),
     .target(
       name: "PrivtrakTestSupport",
       dependencies: ["Tracker"],

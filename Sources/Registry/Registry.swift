@@ -5,22 +5,10 @@ import Synchronization
 /// The site's users, torrents, tokens, site-wide factors and client rules,
 /// in memory: read by every announce (one lock acquisition per announce, in
 /// ``evaluate(passkey:infoHash:peerID:isLeeching:modes:)``), written by a
-/// source (Kafka topics, a file) a few times a second at most.
-///
-/// Invariants, kept under the lock: `passkeys` maps every registered user's
-/// current passkey to that user's id and nothing else (a rotated passkey
-/// is removed when the new record is applied; when two users claim one
-/// passkey the later record wins and the earlier user has none until it is
-/// re-put); `clientRules` is sorted longest prefix first.
+/// source (Kafka topics, a file) a few times a second at most. The layout
+/// and its invariants are `RegistryTables`'.
 public final class Registry: Sendable {
-  private struct State: Sendable {
-    var contents = RegistryContents()
-    var passkeys: [Passkey: UserID] = [:]
-    var clientRules: [ClientRule] = []
-    var allowRuleExists = false
-  }
-
-  private let state = Mutex(State())
+  private let tables = Mutex(RegistryTables())
   private let sizes: RegistrySizeGauges
 
   /// Creates an empty registry whose sizes are reported as
@@ -42,27 +30,8 @@ public final class Registry: Sendable {
 
   /// Applies changes in order, atomically with respect to announces.
   public func apply(_ changes: some Sequence<RegistryChange>) {
-    state.withLock { state in
-      var rulesChanged = false
-      for change in changes {
-        switch change {
-        case .putUser(let user):
-          if let old = state.contents.users[user.id], state.passkeys[old.passkey] == user.id {
-            state.passkeys[old.passkey] = nil
-          }
-          state.passkeys[user.passkey] = user.id
-        case .deleteUser(let id):
-          if let old = state.contents.users[id], state.passkeys[old.passkey] == id {
-            state.passkeys[old.passkey] = nil
-          }
-        case .putClientRule, .deleteClientRule:
-          rulesChanged = true
-        default:
-          break
-        }
-        state.contents.apply(change)
-      }
-      if rulesChanged { Self.indexRules(&state) }
+    tables.withLock { tables in
+      for change in changes { tables.apply(change) }
     }
     sizes.record(counts)
   }
@@ -73,54 +42,34 @@ public final class Registry: Sendable {
   }
 
   /// Replaces everything (a file reload): announces see either the old
-  /// contents or the new, never a mix.
+  /// contents or the new, never a mix. The new tables are built outside
+  /// the lock.
   public func replaceAll(with contents: RegistryContents) {
-    var passkeys: [Passkey: UserID] = [:]
-    passkeys.reserveCapacity(contents.users.count)
-    for (id, user) in contents.users.sorted(by: { $0.key < $1.key }) {
-      passkeys[user.passkey] = id
-    }
-    state.withLock { state in
-      state.contents = contents
-      state.passkeys = passkeys
-      Self.indexRules(&state)
-    }
+    let replacement = RegistryTables(contents)
+    tables.withLock { $0 = replacement }
     sizes.record(counts)
-  }
-
-  private static func indexRules(_ state: inout State) {
-    state.clientRules = state.contents.clientRules.values.sorted {
-      $0.prefix.count != $1.prefix.count
-        ? $0.prefix.count > $1.prefix.count : $0.prefix.lexicographicallyPrecedes($1.prefix)
-    }
-    state.allowRuleExists = state.clientRules.contains { $0.action == .allow }
   }
 
   // MARK: Reads
 
   /// A copy of everything (for `list` and tests; O(size)).
   public var contents: RegistryContents {
-    state.withLock { $0.contents }
+    tables.withLock { $0.contents }
   }
 
   /// How many records of each kind are held.
   public var counts: RegistryCounts {
-    state.withLock { state in
-      RegistryCounts(
-        users: state.contents.users.count, torrents: state.contents.torrents.count,
-        tokens: state.contents.tokens.count, clientRules: state.contents.clientRules.count,
-        globalFactorsSet: state.contents.global != .none)
-    }
+    tables.withLock { $0.counts }
   }
 
   /// The user a passkey belongs to, if any.
   public func user(passkey: Passkey) -> RegisteredUser? {
-    state.withLock { state in state.passkeys[passkey].flatMap { state.contents.users[$0] } }
+    tables.withLock { tables in tables.userByPasskey[passkey].map { tables.user(at: $0) } }
   }
 
   /// The torrent of an info hash, if registered.
   public func torrent(_ infoHash: InfoHash) -> RegisteredTorrent? {
-    state.withLock { $0.contents.torrents[infoHash] }
+    tables.withLock { $0.torrent(infoHash) }
   }
 
   /// Everything approval decides about one announce, under one lock
@@ -132,63 +81,67 @@ public final class Registry: Sendable {
   public func evaluate(
     passkey: Passkey, infoHash: InfoHash, peerID: PeerID, isLeeching: Bool, modes: RegistryModes
   ) -> ApprovalVerdict {
-    state.withLock { state in
+    tables.withLock { tables in
       let userID: UserID
-      let user: RegisteredUser?
+      var userFactors = PackedFactors(.none)
+      var slotIndex: Int32?
       switch modes.users {
       case .registered:
-        guard let id = state.passkeys[passkey], let found = state.contents.users[id] else {
-          return .refused(.unknownPasskey)
-        }
-        userID = id
-        user = found
+        guard let index = tables.userByPasskey[passkey] else { return .refused(.unknownPasskey) }
+        slotIndex = index
       case .passkeyIsUserID:
+        slotIndex = tables.userByID[passkey.asUserID]
+      }
+      if let index = slotIndex {
+        let slot = tables.users[Int(index)]
+        userID = slot.id
+        userFactors = slot.factors
+        if slot.flags & UserSlot.disabled != 0 {
+          return .refused(.disabled(reason: tables.disabledReasons[slot.id] ?? ""))
+        }
+        if isLeeching && slot.flags & UserSlot.noLeech != 0 { return .refused(.leechingDisabled) }
+      } else {
         userID = passkey.asUserID
-        user = state.contents.users[userID]
       }
-      if let user {
-        if let reason = user.disabledReason { return .refused(.disabled(reason: reason)) }
-        if isLeeching && !user.canLeech { return .refused(.leechingDisabled) }
-      }
-      let torrent = state.contents.torrents[infoHash]
+      let torrent = tables.torrents[infoHash]
       switch torrent?.state {
       case nil:
         if modes.torrents == .registered { return .refused(.unregisteredTorrent(reason: "")) }
       case .deleted:
-        return .refused(.unregisteredTorrent(reason: torrent!.reason))
+        return .refused(.unregisteredTorrent(reason: tables.torrentReasons[infoHash] ?? ""))
       case .pending:
-        return .refused(.pendingTorrent(reason: torrent!.reason))
+        return .refused(.pendingTorrent(reason: tables.torrentReasons[infoHash] ?? ""))
       case .active:
         break
       }
-      if !state.clientRules.isEmpty,
+      if !tables.sortedRules.isEmpty,
         let refusal = Self.clientRefusal(
-          peerID, rules: state.clientRules, allowRuleExists: state.allowRuleExists)
+          peerID, rules: tables.sortedRules, allowRuleExists: tables.allowRuleExists)
       {
         return .refused(refusal)
       }
-      let token =
-        state.contents.tokens.isEmpty
-        ? nil : state.contents.tokens[TokenKey(userID, infoHash)]
+      let token = tables.tokens.isEmpty ? nil : tables.tokens[TokenKey(userID, infoHash)]
       let factors = FactorResolution.resolve(
-        global: state.contents.global, user: user?.factors ?? .none,
-        torrent: torrent?.factors ?? .none, token: token?.factors ?? .none)
+        global: tables.global.overrides, user: userFactors.overrides,
+        torrent: torrent?.factors.overrides ?? .none, token: token?.overrides ?? .none)
       return .approved(userID: userID, factors: factors)
     }
   }
 
-  /// Whether a scrape's user may scrape, in `registered` user mode.
+  /// Whether a scrape's user may scrape: in `registered` user mode the
+  /// passkey must be a registered user's; a disabled user is refused in
+  /// either mode.
   public func scrapeRefusal(passkey: Passkey, modes: RegistryModes) -> Refusal? {
-    state.withLock { state in
-      let id =
+    tables.withLock { tables in
+      let index =
         switch modes.users {
-        case .registered: state.passkeys[passkey]
-        case .passkeyIsUserID: passkey.asUserID
+        case .registered: tables.userByPasskey[passkey]
+        case .passkeyIsUserID: tables.userByID[passkey.asUserID]
         }
-      guard let id, let user = state.contents.users[id] else {
-        return modes.users == .registered ? .unknownPasskey : nil
-      }
-      return user.disabledReason.map { .disabled(reason: $0) }
+      guard let index else { return modes.users == .registered ? .unknownPasskey : nil }
+      let slot = tables.users[Int(index)]
+      guard slot.flags & UserSlot.disabled != 0 else { return nil }
+      return .disabled(reason: tables.disabledReasons[slot.id] ?? "")
     }
   }
 
@@ -196,9 +149,9 @@ public final class Registry: Sendable {
   /// torrents (in `any` mode, every hash the registry does not hold as
   /// pending or deleted).
   public func scrapeable(_ infoHashes: [InfoHash], modes: RegistryModes) -> [InfoHash] {
-    state.withLock { state in
+    tables.withLock { tables in
       infoHashes.filter { hash in
-        switch state.contents.torrents[hash]?.state {
+        switch tables.torrents[hash]?.state {
         case .active: true
         case nil: modes.torrents == .any
         case .pending, .deleted: false

@@ -7,8 +7,17 @@ The tracker under test is chosen by environment variables:
 
 With neither set the tests FAIL (never skip): PRIVTRAK_BIN is required.
 Optional:
-  E2E_PASSKEY=<32 hex>             announce via /<passkey>/announce instead of /announce
+  E2E_PASSKEY=<32 hex>             the test user's passkey (privtrak; default DEFAULT_PASSKEY)
   E2E_TRACKER_START_TIMEOUT=30     seconds to wait for the tracker to answer
+
+privtrak runs as a private tracker: accounting on (file sink), and a registry
+file with `registry.users: registered` and `registry.torrents: registered`.
+The test user (E2E_USER_ID, whose bytes differ from the passkey's, so a
+delta's user_id proves the passkey was mapped) is put into the registry file
+with `privtrak registry put-user` before the tracker starts; a test's torrent
+is put with `privtrak registry put-torrent` by `tracker.allow(info_hash)`
+once its .torrent exists, and the tracker starts then, with the whole
+registry loaded (so the fixture yields a tracker that has not started yet).
 
 Run with Debian's interpreter (python3-libtorrent is only importable there):
   /usr/bin/python3 -m pytest tests/e2e -v
@@ -33,12 +42,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared `support` package
 
 from clients import LT_IMPORT_ERROR, LtPeer, TransmissionCli  # noqa: E402
-from e2e_helpers import http_announce, http_scrape, udp_connect  # noqa: E402
+from e2e_helpers import http_announce, http_scrape, http_scrape_response, udp_connect  # noqa: E402
+from privtrak_cli import RegistryCLI, failure_reason, tail_deltas  # noqa: E402
 from support.common import DeadlineExceeded, stop_process_group, tail, wait_until  # noqa: E402
 from support.ports import free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 START_TIMEOUT = float(os.environ.get("E2E_TRACKER_START_TIMEOUT", "30"))
+# privtrak's test user: the passkey in every announce URL, and the user id the
+# registry maps it to (deliberately not the passkey's 16 bytes).
+DEFAULT_PASSKEY = "0123456789abcdef0123456789abcdef"
+E2E_USER_ID = "e2e0000000000000000000000000e2e1"
 
 
 # --------------------------------------------------------------------------
@@ -53,10 +67,25 @@ class TrackerUnderTest:
     udp_port: int
     workdir: Path
     log_path: Path
+    cmd: List[str] = field(default_factory=list)
+    cwd: Optional[Path] = None
     proc: Optional[subprocess.Popen] = None
     passkey: Optional[str] = None
     whitelist: Optional[Path] = None
     _allowed: List[str] = field(default_factory=list)
+    # privtrak only
+    binary: Optional[str] = None
+    registry_path: Optional[Path] = None
+    sink_path: Optional[Path] = None
+    user_id: Optional[str] = None
+
+    def start(self) -> None:
+        """Starts the tracker and waits until it answers HTTP and UDP."""
+        assert self.proc is None, "the tracker is already running"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=str(self.cwd), start_new_session=True)
+        _wait_ready(self)
 
     # URLs -----------------------------------------------------------------
     def announce_url(self, scheme: str = "http", passkey: Optional[str] = "default") -> str:
@@ -99,20 +128,44 @@ class TrackerUnderTest:
             on_timeout=lambda: f"last scrape: {last}\n{self.describe()}" + ("\n" + extra() if extra else ""),
         )
 
-    # access control (opentracker only; privtrak with accounting disabled allows all)
+    # access control: privtrak's registry (put-torrent), opentracker's whitelist (SIGHUP)
     def allow(self, info_hash: bytes) -> None:
-        if self.kind != "opentracker":
+        """Lets `info_hash` be tracked, and starts the tracker if it has not
+        started yet (the first torrent of a test is in the registry before
+        the tracker reads it). Returns once the tracker serves the torrent."""
+        if self.kind == "privtrak":
+            RegistryCLI(self.binary, f"file:{self.registry_path}").put_torrent(info_hash)
+        else:
+            self._allowed.append(info_hash.hex())
+            self.whitelist.write_text("".join(h + "\n" for h in self._allowed))
+        if self.proc is None:
+            self.start()
+            # Loaded before the frontends bound: served from the first answer on.
+            assert self.serves(info_hash), f"{info_hash.hex()} not served right after start\n{self.describe()}"
             return
-        self._allowed.append(info_hash.hex())
-        self.whitelist.write_text("".join(h + "\n" for h in self._allowed))
-        self.proc.send_signal(signal.SIGHUP)
-        url = self.announce_url("http")
-
-        def authorized():
-            return b"failure reason" not in http_announce(url, info_hash, event="stopped")
-
-        wait_until(authorized, 10, f"opentracker to whitelist {info_hash.hex()} after SIGHUP",
+        if self.kind == "opentracker":
+            self.proc.send_signal(signal.SIGHUP)
+        # privtrak's file watcher picks the change up (registry.file_poll_interval_s).
+        wait_until(lambda: self.serves(info_hash), 10, f"{self.kind} to serve {info_hash.hex()}",
                    on_timeout=self.describe)
+
+    def serves(self, info_hash: bytes) -> bool:
+        """Whether the tracker tracks `info_hash` for the test user, asked
+        without adding a peer: privtrak's scrape lists only torrents that may
+        announce; opentracker answers a stopped announce of a hash off its
+        whitelist with a failure."""
+        url = self.announce_url("http")
+        if self.kind == "privtrak":
+            resp = http_scrape_response(url, info_hash)
+            reason = failure_reason(resp)
+            assert reason is None, f"scrape refused: {reason}"
+            return info_hash in resp.get(b"files", {})
+        return b"failure reason" not in http_announce(url, info_hash, event="stopped")
+
+    def deltas(self) -> List[dict]:
+        """privtrak: every delta in the file sink so far (`privtrak tail --json`)."""
+        assert self.kind == "privtrak", "only privtrak publishes deltas"
+        return tail_deltas(self.binary, f"file:{self.sink_path}")
 
     def describe(self) -> str:
         rc = None if self.proc is None else self.proc.poll()
@@ -122,7 +175,7 @@ class TrackerUnderTest:
         stop_process_group(self.proc, grace=5.0)
 
 
-def _privtrak_config(workdir: Path, http_port: int, udp_port: int) -> Path:
+def _privtrak_config(workdir: Path, http_port: int, udp_port: int, registry: Path, sink: Path) -> Path:
     cfg = workdir / "privtrak.yaml"
     cfg.write_text(
         "http:\n"
@@ -130,36 +183,41 @@ def _privtrak_config(workdir: Path, http_port: int, udp_port: int) -> Path:
         "udp:\n"
         f"  listen: {HOST}:{udp_port}\n"
         "sink:\n"
-        f"  url: file:{workdir / 'deltas.ptdl'}\n"
+        f"  url: file:{sink}\n"
         "accounting:\n"
-        # With a passkey the accounting middleware runs as in production;
-        # without one privtrak is a plain tracker (as opentracker).
-        f"  enabled: {'true' if os.environ.get('E2E_PASSKEY', '').strip() else 'false'}\n"
+        "  enabled: true\n"
         f"  snapshot_path: {workdir / 'snapshot.bin'}\n"
+        # A private tracker: only registered users' passkeys, only registered torrents.
+        "registry:\n"
+        f"  source: file:{registry}\n"
+        "  users: registered\n"
+        "  torrents: registered\n"
+        "  file_poll_interval_s: 0.1\n"
         "log:\n"
         f"  level: {os.environ.get('E2E_TRACKER_LOG_LEVEL', 'info')}\n"
     )
     return cfg
 
 
-def _start_privtrak(binary: str, workdir: Path) -> TrackerUnderTest:
+def _privtrak(binary: str, workdir: Path, passkey: str) -> TrackerUnderTest:
+    """privtrak configured, with the test user in its registry file; not started."""
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         pytest.fail(f"PRIVTRAK_BIN={binary!r} is not an executable file", pytrace=False)
     http_port, udp_port = free_port(), free_port()
-    cfg = _privtrak_config(workdir, http_port, udp_port)
-    t = TrackerUnderTest("privtrak", http_port, udp_port, workdir, workdir / "privtrak.log")
+    registry, sink = workdir / "registry.jsonl", workdir / "deltas.ptdl"
+    cfg = _privtrak_config(workdir, http_port, udp_port, registry, sink)
+    RegistryCLI(binary, f"file:{registry}").put_user(E2E_USER_ID, passkey)
     # Every listener on a port of its own, none on a default: the admin
     # endpoint (default 127.0.0.1:9090) is off, HTTP and UDP get free ports,
     # so a tracker already running here (`make run`) cannot collide.
     cmd = [binary, "serve", "--config", str(cfg), "--http", f"{HOST}:{http_port}", "--udp", f"{HOST}:{udp_port}",
            "--admin", "off"]
-    with open(t.log_path, "wb") as log:
-        t.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  cwd=str(workdir), start_new_session=True)
-    return t
+    return TrackerUnderTest("privtrak", http_port, udp_port, workdir, workdir / "privtrak.log", cmd=cmd,
+                            cwd=workdir, passkey=passkey, binary=binary, registry_path=registry, sink_path=sink,
+                            user_id=E2E_USER_ID)
 
 
-def _start_opentracker(workdir: Path) -> TrackerUnderTest:
+def _opentracker(workdir: Path) -> TrackerUnderTest:
     exe = shutil.which("opentracker")
     if not exe:
         pytest.fail("E2E_TRACKER=opentracker but opentracker is not installed (apt-get install opentracker)",
@@ -179,19 +237,16 @@ def _start_opentracker(workdir: Path) -> TrackerUnderTest:
     conf = root / "opentracker.conf"
     conf.write_text(f"access.whitelist whitelist.txt\ntracker.rootdir {root}\n")
     http_port, udp_port = free_port(), free_port()
-    t = TrackerUnderTest("opentracker", http_port, udp_port, workdir, workdir / "opentracker.log",
-                         whitelist=whitelist)
     cmd = [exe, "-i", HOST, "-p", str(http_port), "-P", str(udp_port), "-f", str(conf)]
-    with open(t.log_path, "wb") as log:
-        t.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  cwd=str(root), start_new_session=True)
-    return t
+    return TrackerUnderTest("opentracker", http_port, udp_port, workdir, workdir / "opentracker.log", cmd=cmd,
+                            cwd=root, whitelist=whitelist)
 
 
 def _wait_ready(t: TrackerUnderTest) -> None:
     """Ready = a real HTTP announce gets a bencoded dict back AND a UDP BEP 15
     connect gets a connection id back. The probe announce uses event=stopped,
-    so it never adds a peer."""
+    so it never adds a peer (privtrak refuses its random hash, and answers a
+    refused stop with a silent success: no peer, no delta)."""
     probe_hash = os.urandom(20)
     http_url = t.announce_url("http")
 
@@ -215,8 +270,12 @@ def _wait_ready(t: TrackerUnderTest) -> None:
 
 @pytest.fixture
 def tracker(tmp_path: Path):
-    """The tracker under test, started fresh for each test and always stopped."""
+    """The tracker under test, fresh for each test and always stopped. It
+    starts at the test's first `tracker.allow(info_hash)` (see the module
+    docstring)."""
     binary = os.environ.get("PRIVTRAK_BIN", "").strip()
+    # Absolute: privtrak runs with the test's temp dir as its working directory.
+    binary = os.path.abspath(binary) if binary else binary
     choice = os.environ.get("E2E_TRACKER", "").strip().lower()
     passkey = os.environ.get("E2E_PASSKEY", "").strip() or None
     if binary and choice not in ("", "privtrak"):
@@ -231,13 +290,13 @@ def tracker(tmp_path: Path):
         pytest.fail(f"E2E_PASSKEY must be 32 lowercase hex digits, got {passkey!r}", pytrace=False)
     if passkey and not binary:
         pytest.fail("E2E_PASSKEY cannot be used with opentracker (it has no passkey paths)", pytrace=False)
+    if passkey == E2E_USER_ID:
+        pytest.fail(f"E2E_PASSKEY must differ from the test user's id {E2E_USER_ID}", pytrace=False)
 
     workdir = tmp_path / "tracker"
     workdir.mkdir()
-    t = _start_privtrak(binary, workdir) if binary else _start_opentracker(workdir)
-    t.passkey = passkey
+    t = _privtrak(binary, workdir, passkey or DEFAULT_PASSKEY) if binary else _opentracker(workdir)
     try:
-        _wait_ready(t)
         yield t
     finally:
         t.stop()

@@ -148,15 +148,22 @@ def _bdecode_body(url: str, body: bytes) -> Any:
         raise BencodeError(f"GET {url} returned non-bencoded data ({exc}): {body[:120]!r}") from None
 
 
-def http_scrape(announce_url: str, info_hash: bytes, timeout: float = 2.0) -> dict:
-    """Scrape one info-hash over HTTP. Returns {'complete','incomplete','downloaded'}
-    (downloaded may be absent), all zero if the tracker does not know the torrent.
-    """
+def http_scrape_response(announce_url: str, info_hash: bytes, timeout: float = 2.0) -> dict:
+    """Scrape one info-hash over HTTP; returns the decoded response dict as it
+    is (b"files", or b"failure reason")."""
     url = scrape_url_for(announce_url)
     url += ("&" if "?" in url else "?") + "info_hash=" + urllib.parse.quote_from_bytes(info_hash)
     resp = _bdecode_body(url, http_get(url, timeout=timeout))
     if not isinstance(resp, dict):
-        raise BencodeError(f"scrape response is not a dict: {body[:200]!r}")
+        raise BencodeError(f"scrape response is not a dict: {resp!r:.200}")
+    return resp
+
+
+def http_scrape(announce_url: str, info_hash: bytes, timeout: float = 2.0) -> dict:
+    """Scrape one info-hash over HTTP. Returns {'complete','incomplete','downloaded'}
+    (downloaded may be absent), all zero if the tracker does not know the torrent.
+    """
+    resp = http_scrape_response(announce_url, info_hash, timeout=timeout)
     if b"failure reason" in resp:
         raise AssertionError(f"scrape failed: {resp[b'failure reason'].decode(errors='replace')}")
     files = resp.get(b"files", {})
@@ -175,8 +182,11 @@ def http_announce(
     left: int = 0,
     event: Optional[str] = "stopped",
     timeout: float = 2.0,
+    uploaded: int = 0,
+    downloaded: int = 0,
 ) -> dict:
-    """One raw HTTP announce; returns the decoded response dict.
+    """One raw HTTP announce; returns the decoded response dict (a refusal
+    is a dict with b"failure reason").
 
     The default (event=stopped) is a probe that never adds a peer to a swarm.
     """
@@ -184,8 +194,8 @@ def http_announce(
         "info_hash": info_hash,
         "peer_id": peer_id,
         "port": str(port),
-        "uploaded": "0",
-        "downloaded": "0",
+        "uploaded": str(uploaded),
+        "downloaded": str(downloaded),
         "left": str(left),
         "compact": "1",
         "numwant": "0",
@@ -203,19 +213,70 @@ def http_announce(
 UDP_PROTOCOL_ID = 0x41727101980
 
 
-def udp_connect(host: str, port: int, timeout: float = 1.0) -> int:
-    """BEP 15 connect; returns the connection id."""
+def udp_connect(host: str, port: int, timeout: float = 1.0, sock: Optional[socket.socket] = None) -> int:
+    """BEP 15 connect (on `sock`, or a socket of its own); returns the connection id."""
     tid = random.getrandbits(32)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
         s.settimeout(timeout)
         s.sendto(struct.pack(">QII", UDP_PROTOCOL_ID, 0, tid), (host, port))
         data, _ = s.recvfrom(2048)
+    finally:
+        if sock is None:
+            s.close()
     if len(data) < 16:
         raise AssertionError(f"short UDP connect response: {data!r}")
     action, rtid, conn_id = struct.unpack(">IIQ", data[:16])
     if rtid != tid or action != 0:
         raise AssertionError(f"bad UDP connect response action={action} tid={rtid:#x} (sent {tid:#x})")
     return conn_id
+
+
+UDP_EVENTS = {None: 0, "completed": 1, "started": 2, "stopped": 3}
+
+
+def udp_announce(
+    host: str,
+    port: int,
+    info_hash: bytes,
+    url_path: str = "/announce",
+    peer_id: bytes = b"-PE0001-e2eprobe0000",
+    peer_port: int = 1,
+    left: int = 0,
+    event: Optional[str] = "stopped",
+    uploaded: int = 0,
+    downloaded: int = 0,
+    timeout: float = 2.0,
+) -> dict:
+    """One BEP 15 connect + announce, with `url_path` (e.g. /<passkey>/announce)
+    as BEP 41 URL data. Returns a dict shaped like an HTTP announce response:
+    {b"interval", b"incomplete", b"complete", b"peers"}, or {b"failure reason"}
+    for a BEP 15 error reply."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        # The connection id is valid for the address it was issued to: the
+        # announce goes out of the same socket.
+        conn_id = udp_connect(host, port, timeout=timeout, sock=s)
+        tid = random.getrandbits(32)
+        packet = struct.pack(">QII20s20sQQQIIIiH", conn_id, 1, tid, info_hash, peer_id, downloaded, left,
+                             uploaded, UDP_EVENTS[event], 0, random.getrandbits(32), 0, peer_port)
+        path = url_path.encode()
+        for i in range(0, len(path), 255):
+            chunk = path[i:i + 255]
+            packet += bytes([2, len(chunk)]) + chunk
+        packet += b"\x00"
+        s.settimeout(timeout)
+        s.sendto(packet, (host, port))
+        while True:
+            data, _ = s.recvfrom(4096)
+            if len(data) >= 8 and struct.unpack(">I", data[4:8])[0] == tid:
+                break
+    action = struct.unpack(">I", data[:4])[0]
+    if action == 3:
+        return {b"failure reason": data[8:]}
+    if action != 1 or len(data) < 20:
+        raise AssertionError(f"bad UDP announce response action={action} len={len(data)}: {data[:40]!r}")
+    interval, leechers, seeders = struct.unpack(">III", data[8:20])
+    return {b"interval": interval, b"incomplete": leechers, b"complete": seeders, b"peers": data[20:]}
 
 
 def info_hash_hex(h: bytes) -> str:

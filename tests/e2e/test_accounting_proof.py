@@ -3,16 +3,20 @@
 A libtorrent seeder and a libtorrent leecher, each with ITS OWN passkey in
 the announce URL of the same private torrent (two .torrent files, one info
 dict: different users, one info hash), exchange a random file on loopback
-through privtrak. privtrak publishes to a real Tansu broker; the deltas are
-read back with `privtrak tail --from kafka://... --json` (Debian's python has
-no confluent_kafka). The consumed per-user totals, after dedupe by origin,
-equal the clients' own counters as they report them to trackers: the
-seeder's user uploaded and the leecher's user downloaded. The leecher's
-`completed` announce is recorded.
+through privtrak. privtrak runs as a private tracker: both users and the
+torrent are put into a registry file (`privtrak registry put-user`,
+`put-torrent`) before it starts, with `registry.users: registered` and
+`registry.torrents: registered`; the user ids are not the passkeys' bytes, so
+the deltas' user ids prove each passkey was mapped to its user. privtrak
+publishes to a real Tansu broker; the deltas are read back with `privtrak
+tail --from kafka://... --json` (Debian's python has no confluent_kafka). The
+consumed per-user totals, after dedupe by origin, equal the clients' own
+counters as they report them to trackers: the seeder's user uploaded and the
+leecher's user downloaded. The leecher's `completed` announce is recorded.
 
 Needs PRIVTRAK_BIN, Tansu (scripts/setup; PRIVTRAK_TANSU or .runtime/bin/tansu)
 and librdkafka >= 2.2 (.runtime/lib, added to LD_LIBRARY_PATH here).
-Broker port 19497 (never 19092, which `make test` uses).
+The broker gets a free port (never 19092, which `make test` uses).
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from clients import LT_IMPORT_ERROR, make_private_torrent  # noqa: E402
 from e2e_helpers import sha256_file, write_random_file  # noqa: E402
 from harness import Broker, Tracker  # noqa: E402
+from privtrak_cli import RegistryCLI  # noqa: E402
 from support.common import runtime_env, wait_until  # noqa: E402
+from support.ports import free_port  # noqa: E402
 
-BROKER_PORT = 19497
 PAYLOAD_SIZE = 768 * 1024
 SEEDER_PASSKEY = "5eed" * 8
 LEECHER_PASSKEY = "1eec" * 8
+# The registry's user ids for those passkeys (not their bytes).
+SEEDER_USER_ID = "000000000000000000000000000005ee"
+LEECHER_USER_ID = "0000000000000000000000000000011e"
 
 
 def tail_deltas(binary: str, bootstrap: str, topic: str) -> list:
@@ -61,7 +69,8 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers)
     binary = os.environ.get("PRIVTRAK_BIN", "").strip()
     if not binary:
         pytest.fail("PRIVTRAK_BIN is required", pytrace=False)
-    broker = Broker(BROKER_PORT, tmp_path)
+    binary = os.path.abspath(binary)  # privtrak runs in the test's temp dir
+    broker = Broker(free_port(), tmp_path)
     tracker = None
     try:
         broker.start()
@@ -69,7 +78,6 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers)
         tracker = Tracker(binary, tmp_path, bootstrap=broker.bootstrap, topic=topic, name="proof",
                           accounting={"emit_stopped": "true", "batch_size": 1},
                           kafka={"allow_topic_auto_creation": "true"})
-        tracker.start()
 
         seed_dir = tmp_path / "seed"
         seed_dir.mkdir()
@@ -79,6 +87,18 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers)
         seeder_torrent, leecher_torrent = tmp_path / "seeder.torrent", tmp_path / "leecher.torrent"
         info_hash = make_private_torrent(payload, url(SEEDER_PASSKEY), seeder_torrent)
         assert make_private_torrent(payload, url(LEECHER_PASSKEY), leecher_torrent) == info_hash
+
+        # The private tracker's registry, complete before it starts: both
+        # users and the torrent (its v1 info hash, known once created).
+        registry_file = tmp_path / "registry.jsonl"
+        registry = RegistryCLI(binary, f"file:{registry_file}")
+        registry.put_user(SEEDER_USER_ID, SEEDER_PASSKEY)
+        registry.put_user(LEECHER_USER_ID, LEECHER_PASSKEY)
+        registry.put_torrent(info_hash)
+        with open(tracker.config_path, "a") as cfg:
+            cfg.write(f"registry:\n  source: file:{registry_file}\n  users: registered\n"
+                      "  torrents: registered\n")
+        tracker.start()
 
         seeder = lt_peers("seeder")
         seeder.add_torrent(seeder_torrent, seed_dir)
@@ -105,7 +125,7 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers)
 
         # The leecher announces `completed`; then both stop, announcing their
         # final counters (event=stopped, always recorded with emit_stopped).
-        leecher_user, seeder_user = LEECHER_PASSKEY, SEEDER_PASSKEY
+        leecher_user, seeder_user = LEECHER_USER_ID, SEEDER_USER_ID
 
         def completed_seen():
             leecher.pump()
@@ -140,8 +160,11 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers)
         assert client_leecher_down >= PAYLOAD_SIZE
         ours = [d for d in deltas if d["user_id"] in (seeder_user, leecher_user)]
         assert all(d["info_hash"] == info_hash.hex() for d in ours), ours
-        # Readiness probes (event=stopped, recorded with emit_stopped) carry no bytes.
-        assert all(d["uploaded"] == d["downloaded"] == 0 for d in deltas if d not in ours)
+        # Every delta is one of the two registered users': the passkeys were
+        # mapped to their user ids, and the readiness probes (event=stopped
+        # with an unregistered passkey) were refused silently, leaving no delta.
+        assert ours == deltas, [d for d in deltas if d not in ours]
+        assert not {d["user_id"] for d in deltas} & {SEEDER_PASSKEY, LEECHER_PASSKEY}
     finally:
         if tracker is not None:
             tracker.stop()

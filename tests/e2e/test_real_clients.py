@@ -16,6 +16,10 @@ proves the whole tracker path: transmission announced its port, the tracker
 stored it and handed it to the other peer.
 Transmission also only re-evaluates its interest / choking every ~10 s, so a
 transfer involving it takes ~10 s even on loopback.
+
+privtrak runs as a private tracker (conftest.py): only the registered test
+user's passkey and the registered torrent get in, and every delta it
+publishes must carry the user id the registry maps that passkey to.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from support.common import wait_until
 PAYLOAD_SIZE = 768 * 1024  # 48 pieces of 16 KiB
 TRANSFER_TIMEOUT = 60.0
 SWARM_TIMEOUT = 30.0
+DELTA_TIMEOUT = 15.0
 NUDGE_EVERY = 1.0
 
 
@@ -45,11 +50,34 @@ class Swarm:
         self.digest = write_random_file(self.payload, PAYLOAD_SIZE)
         self.torrent = tmp_path / "payload.torrent"
         self.info_hash = make_private_torrent(self.payload, self.announce_url, self.torrent)
+        # Registered (privtrak: put-torrent) before any client announces it;
+        # the tracker starts here, with the user and the torrent in its registry.
         tracker.allow(self.info_hash)
 
     def wait_counts(self, complete: int, incomplete: int, nudge=None, extra=None) -> dict:
         return self.tracker.wait_swarm(self.info_hash, complete, incomplete, timeout=SWARM_TIMEOUT,
                                        nudge=nudge, extra=extra)
+
+    def check_deltas(self) -> None:
+        """privtrak: the leecher's snatch reached the delta log, and every
+        delta carries the registered user id, never the passkey's bytes:
+        the registry mapped the passkey. Only this torrent has deltas (the
+        readiness probes' random hashes were refused, silently)."""
+        if self.tracker.kind != "privtrak":
+            return
+        ours = self.info_hash.hex()
+
+        def snatched():
+            deltas = self.tracker.deltas()
+            return deltas if any(d["event"] == "completed" and d["info_hash"] == ours for d in deltas) else None
+
+        deltas = wait_until(snatched, DELTA_TIMEOUT, f"the completed delta of {ours} in the delta log",
+                            interval=0.2, on_timeout=self.tracker.describe)
+        assert {d["user_id"] for d in deltas} == {self.tracker.user_id}, deltas
+        assert self.tracker.user_id != self.tracker.passkey
+        assert {d["info_hash"] for d in deltas} == {ours}, deltas
+        # The leecher's counters telescope: its deltas up to the snatch add up to the payload.
+        assert sum(d["downloaded"] for d in deltas) >= PAYLOAD_SIZE, deltas
 
 
 def _every(seconds: float):
@@ -122,6 +150,7 @@ def _lt_to_lt(tracker, lt_peers, tmp_path: Path, scheme: str) -> None:
 
     # The tracker saw the leecher complete: two seeds, no leechers.
     swarm.wait_counts(2, 0, nudge=lambda: (leecher.pump(), leecher.reannounce()), extra=leecher.describe)
+    swarm.check_deltas()
     print(f"[{scheme}] {PAYLOAD_SIZE} bytes libtorrent -> libtorrent in {elapsed:.2f}s")
 
 
@@ -172,6 +201,7 @@ def test_transmission_leecher_downloads_from_libtorrent_seeder_over_http(tracker
     assert seeder.sources_seen & NON_TRACKER_SOURCES == 0
     # transmission-cli verifies the data and announces event=completed.
     swarm.wait_counts(2, 0, extra=tc.describe)
+    swarm.check_deltas()
     print(f"[http] {PAYLOAD_SIZE} bytes libtorrent -> transmission-cli in {elapsed:.2f}s")
 
 
@@ -210,4 +240,5 @@ def test_libtorrent_leecher_downloads_from_transmission_seeder_over_http(tracker
     assert leecher.sources_seen & SOURCE_TRACKER, f"leecher peer sources {leecher.sources_seen:#x}"
     assert leecher.sources_seen & NON_TRACKER_SOURCES == 0
     swarm.wait_counts(2, 0, nudge=lambda: (leecher.pump(), leecher.reannounce()), extra=leecher.describe)
+    swarm.check_deltas()
     print(f"[http] {PAYLOAD_SIZE} bytes transmission-cli -> libtorrent in {elapsed:.2f}s")

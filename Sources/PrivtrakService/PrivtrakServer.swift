@@ -120,6 +120,11 @@ public final class PrivtrakServer: Sendable {
           metricsFactory: metricsFactory))
       services.append(.init(service: service))
     }
+    if case .file? = configuration.registry.source {
+      // The file watcher reloads on SIGHUP.
+    } else {
+      services.append(.init(service: HangupLogger(logger: logger)))
+    }
     if configuration.accountingEnabled {
       let sink = try await makeSink()
       let middleware = await AccountingMiddleware(

@@ -75,7 +75,43 @@ extension Privtrak {
       name: .long, help: "Write the torrents' info hashes (hex, one a line) to FILE and exit.")
     var writeWhitelist: String?
 
+    @Option(
+      name: .long,
+      help: ArgumentHelp(
+        "Write a registry file (JSON Lines) holding the load's users and torrents, padded to "
+          + "--registry-users users and --registry-torrents torrents, and exit.",
+        valueName: "file"))
+    var writeRegistry: String?
+
+    @Option(name: .long, help: "Users in the file --write-registry writes (at least --passkeys).")
+    var registryUsers = 1_000_000
+
+    @Option(
+      name: .long, help: "Torrents in the file --write-registry writes (at least --torrents).")
+    var registryTorrents = 2_000_000
+
     func run() async throws {
+      if let writeRegistry {
+        // User i's passkey is the load's passkey i (LoadPopulation.passkey);
+        // its id differs, so approval's mapping is on the measured path.
+        var text = "# privtrak bench registry\n"
+        text.reserveCapacity(
+          max(registryUsers, passkeys) * 110 + max(registryTorrents, torrents) * 80)
+        for index in 0..<max(registryUsers, passkeys) {
+          let passkey = LoadPopulation.passkey(index)
+          text +=
+            #"{"type":"user","user_id":"b0b0"# + passkey.dropFirst(4) + #"","passkey":""#
+            + passkey + "\"}\n"
+        }
+        for index in 0..<max(registryTorrents, torrents) {
+          text +=
+            #"{"type":"torrent","info_hash":""#
+            + LoadPopulation.hex(LoadPopulation.infoHash(torrent: index))
+            + (index % 10 == 9 ? #"","download_factor":0}"# : #""}"#) + "\n"
+        }
+        try writeTextFile(writeRegistry, text)
+        return
+      }
       if let writeWhitelist {
         let lines = (0..<torrents).map { LoadPopulation.hex(LoadPopulation.infoHash(torrent: $0)) }
         try writeTextFile(writeWhitelist, lines.joined(separator: "\n") + "\n")

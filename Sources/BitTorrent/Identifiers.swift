@@ -46,6 +46,24 @@ public struct Bytes20: Hashable, Sendable, Comparable {
     }
   }
 
+  /// Byte `index` (0..<20), without building the array.
+  @inlinable
+  public subscript(byte index: Int) -> UInt8 {
+    switch index {
+    case 0..<8: UInt8(truncatingIfNeeded: high >> UInt64(56 - 8 * index))
+    case 8..<16: UInt8(truncatingIfNeeded: middle >> UInt64(56 - 8 * (index - 8)))
+    default: UInt8(truncatingIfNeeded: low >> UInt32(24 - 8 * (index - 16)))
+    }
+  }
+
+  /// Whether the value starts with `prefix` (at most 20 bytes), without allocating.
+  @inlinable
+  public func starts(with prefix: [UInt8]) -> Bool {
+    guard prefix.count <= 20 else { return false }
+    for index in prefix.indices where self[byte: index] != prefix[index] { return false }
+    return true
+  }
+
   /// Lower-case hexadecimal, 40 characters.
   public var hex: String { Hex.encode(bytes) }
 

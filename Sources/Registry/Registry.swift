@@ -1,14 +1,14 @@
 import BitTorrent
 import Metrics
-import Synchronization
 
 /// The site's users, torrents, tokens, site-wide factors and client rules,
-/// in memory: read by every announce (one lock acquisition per announce, in
+/// in memory: read by every announce (one shared acquisition of a
+/// reader-writer lock per announce, so event loops do not serialise, in
 /// ``evaluate(passkey:infoHash:peerID:isLeeching:modes:)``), written by a
 /// source (Kafka topics, a file) a few times a second at most. The layout
 /// and its invariants are `RegistryTables`'.
 public final class Registry: Sendable {
-  private let tables = Mutex(RegistryTables())
+  private let tables = ReadWriteLocked(RegistryTables())
   private let sizes: RegistrySizeGauges
 
   /// Creates an empty registry whose sizes are reported as
@@ -30,7 +30,7 @@ public final class Registry: Sendable {
 
   /// Applies changes in order, atomically with respect to announces.
   public func apply(_ changes: some Sequence<RegistryChange>) {
-    tables.withLock { tables in
+    tables.write { tables in
       for change in changes { tables.apply(change) }
     }
     sizes.record(counts)
@@ -42,11 +42,12 @@ public final class Registry: Sendable {
   }
 
   /// Replaces everything (a file reload): announces see either the old
-  /// contents or the new, never a mix. The new tables are built outside
-  /// the lock.
+  /// contents or the new, never a mix. The new tables are built, and the
+  /// old ones freed, outside the lock.
   public func replaceAll(with contents: RegistryContents) {
-    let replacement = RegistryTables(contents)
-    tables.withLock { $0 = replacement }
+    var replacement = RegistryTables(contents)
+    tables.write { swap(&$0, &replacement) }
+    // `replacement` now holds the old tables: freed here, after the lock.
     sizes.record(counts)
   }
 
@@ -54,22 +55,22 @@ public final class Registry: Sendable {
 
   /// A copy of everything (for `list` and tests; O(size)).
   public var contents: RegistryContents {
-    tables.withLock { $0.contents }
+    tables.read { $0.contents }
   }
 
   /// How many records of each kind are held.
   public var counts: RegistryCounts {
-    tables.withLock { $0.counts }
+    tables.read { $0.counts }
   }
 
   /// The user a passkey belongs to, if any.
   public func user(passkey: Passkey) -> RegisteredUser? {
-    tables.withLock { tables in tables.userByPasskey[passkey].map { tables.user(at: $0) } }
+    tables.read { tables in tables.userByPasskey[passkey].map { tables.user(at: $0) } }
   }
 
   /// The torrent of an info hash, if registered.
   public func torrent(_ infoHash: InfoHash) -> RegisteredTorrent? {
-    tables.withLock { $0.torrent(infoHash) }
+    tables.read { $0.torrent(infoHash) }
   }
 
   /// Everything approval decides about one announce, under one lock
@@ -81,7 +82,7 @@ public final class Registry: Sendable {
   public func evaluate(
     passkey: Passkey, infoHash: InfoHash, peerID: PeerID, isLeeching: Bool, modes: RegistryModes
   ) -> ApprovalVerdict {
-    tables.withLock { tables in
+    tables.read { tables in
       let userID: UserID
       var userFactors = PackedFactors(.none)
       var slotIndex: Int32?
@@ -132,7 +133,7 @@ public final class Registry: Sendable {
   /// passkey must be a registered user's; a disabled user is refused in
   /// either mode.
   public func scrapeRefusal(passkey: Passkey, modes: RegistryModes) -> Refusal? {
-    tables.withLock { tables in
+    tables.read { tables in
       let index =
         switch modes.users {
         case .registered: tables.userByPasskey[passkey]
@@ -149,7 +150,7 @@ public final class Registry: Sendable {
   /// torrents (in `any` mode, every hash the registry does not hold as
   /// pending or deleted).
   public func scrapeable(_ infoHashes: [InfoHash], modes: RegistryModes) -> [InfoHash] {
-    tables.withLock { tables in
+    tables.read { tables in
       infoHashes.filter { hash in
         switch tables.torrents[hash]?.state {
         case .active: true
@@ -163,8 +164,7 @@ public final class Registry: Sendable {
   private static func clientRefusal(
     _ peerID: PeerID, rules: [ClientRule], allowRuleExists: Bool
   ) -> Refusal? {
-    let bytes = peerID.bytes
-    for rule in rules where bytes.starts(with: rule.prefix) {
+    for rule in rules where peerID.raw.starts(with: rule.prefix) {
       return rule.action == .allow ? nil : .clientNotAllowed(reason: rule.reason)
     }
     return allowRuleExists ? .clientNotAllowed(reason: "") : nil

@@ -209,18 +209,11 @@ public final class KafkaRecordReader {
   private static func makeConsumer(_ settings: [String: String]) throws(KafkaDeltaReaderError)
     -> OpaquePointer
   {
-    var errorText = [CChar](repeating: 0, count: 512)
-    let conf = rd_kafka_conf_new()
-    for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
-      guard rd_kafka_conf_set(conf, name, value, &errorText, errorText.count) == RD_KAFKA_CONF_OK
-      else {
-        rd_kafka_conf_destroy(conf)
-        throw .client(message: "\(name)=\(value): \(text(errorText))")
-      }
-    }
-    guard let client = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {
-      rd_kafka_conf_destroy(conf)  // only freed by rd_kafka_new on success
-      throw .client(message: text(errorText))
+    let client: OpaquePointer
+    do throws(LibrdkafkaClientError) {
+      client = try LibrdkafkaClient.create(RD_KAFKA_CONSUMER, settings: settings)
+    } catch {
+      throw .client(message: error.message)
     }
     // Fetched records and events go to the consumer queue read by rd_kafka_consumer_poll.
     rd_kafka_poll_set_consumer(client)
@@ -264,10 +257,6 @@ public final class KafkaRecordReader {
   private static func errorText(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> String {
     "\(String(cString: rd_kafka_err2name(message.pointee.err))): "
       + String(cString: rd_kafka_message_errstr(message))
-  }
-
-  private static func text(_ buffer: [CChar]) -> String {
-    buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
   }
 
   private static func bytes(_ pointer: UnsafeMutableRawPointer?, _ count: Int) -> [UInt8] {

@@ -31,7 +31,7 @@ final class LibrdkafkaProducer {
           == RD_KAFKA_CONF_OK
       else {
         rd_kafka_conf_destroy(conf)
-        let shown = Self.isSecret(property.name) ? "<redacted>" : property.value
+        let shown = LibrdkafkaClient.isSecret(property.name) ? "<redacted>" : property.value
         throw .invalidSetting(
           setting: property.setting,
           message: "\(property.name)=\(shown): \(String(nulTerminated: errorText))")
@@ -238,9 +238,6 @@ final class LibrdkafkaProducer {
     return .fatal(detail: reason)
   }
 
-  private static func isSecret(_ name: String) -> Bool {
-    ["password", "secret", "key", "token", "jaas"].contains { name.contains($0) }
-  }
 }
 
 /// A bare librdkafka response code as an error (metadata requests).

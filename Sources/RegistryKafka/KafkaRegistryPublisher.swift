@@ -1,4 +1,5 @@
 import CRdKafka
+import KafkaSink
 import Registry
 
 /// Publishes registry changes to their compacted topics, for
@@ -31,34 +32,28 @@ public final class KafkaRegistryPublisher {
         bootstrap: bootstrap, topics: RegistryEntity.allCases.map { topics[$0] },
         properties: properties, logger: .init(label: "privtrak.registry"))
     }
-    var errorText = [CChar](repeating: 0, count: 512)
-    let conf = rd_kafka_conf_new()
     var settings = [
       "bootstrap.servers": bootstrap, "enable.idempotence": "true", "acks": "all",
       "linger.ms": "5", "message.timeout.ms": "30000", "log_level": "4",
     ]
     settings.merge(properties) { _, extra in extra }
-    for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
-      guard rd_kafka_conf_set(conf, name, value, &errorText, errorText.count) == RD_KAFKA_CONF_OK
-      else {
-        rd_kafka_conf_destroy(conf)
-        throw .publishing("\(name)=\(value): \(Self.text(errorText))")
-      }
-    }
     let deliveries = DeliveryOutcomes()
-    rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(deliveries).toOpaque())
-    rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
-      guard let message, let opaque else { return }
-      let outcomes = Unmanaged<DeliveryOutcomes>.fromOpaque(opaque).takeUnretainedValue()
-      if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-        outcomes.delivered += 1
-      } else {
-        outcomes.failures.append(String(cString: rd_kafka_err2str(message.pointee.err)))
+    let client: OpaquePointer
+    do throws(LibrdkafkaClientError) {
+      client = try LibrdkafkaClient.create(RD_KAFKA_PRODUCER, settings: settings) { conf in
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(deliveries).toOpaque())
+        rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+          guard let message, let opaque else { return }
+          let outcomes = Unmanaged<DeliveryOutcomes>.fromOpaque(opaque).takeUnretainedValue()
+          if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            outcomes.delivered += 1
+          } else {
+            outcomes.failures.append(String(cString: rd_kafka_err2str(message.pointee.err)))
+          }
+        }
       }
-    }
-    guard let client = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count) else {
-      rd_kafka_conf_destroy(conf)
-      throw .publishing(Self.text(errorText))
+    } catch {
+      throw .publishing(error.message)
     }
     self.client = client
     self.deliveries = deliveries
@@ -130,9 +125,5 @@ public final class KafkaRegistryPublisher {
     }
     topicHandles[entity] = handle
     return handle
-  }
-
-  private static func text(_ buffer: [CChar]) -> String {
-    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 }

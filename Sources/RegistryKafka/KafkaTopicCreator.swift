@@ -1,4 +1,5 @@
 import CRdKafka
+import KafkaSink
 import Logging
 
 /// Creates compacted topics with librdkafka's admin API (CreateTopics);
@@ -13,19 +14,13 @@ enum KafkaTopicCreator {
     timeoutMilliseconds: Int32 = 15_000
   ) throws(KafkaRegistryError) {
     var errorText = [CChar](repeating: 0, count: 512)
-    let conf = rd_kafka_conf_new()
     var settings = ["bootstrap.servers": bootstrap, "log_level": "4"]
     settings.merge(properties) { _, extra in extra }
-    for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
-      guard rd_kafka_conf_set(conf, name, value, &errorText, errorText.count) == RD_KAFKA_CONF_OK
-      else {
-        rd_kafka_conf_destroy(conf)
-        throw .creatingTopics("\(name)=\(value): \(text(errorText))")
-      }
-    }
-    guard let client = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count) else {
-      rd_kafka_conf_destroy(conf)
-      throw .creatingTopics(text(errorText))
+    let client: OpaquePointer
+    do throws(LibrdkafkaClientError) {
+      client = try LibrdkafkaClient.create(RD_KAFKA_PRODUCER, settings: settings)
+    } catch {
+      throw .creatingTopics(error.message)
     }
     defer { rd_kafka_destroy(client) }
     var newTopics: [OpaquePointer?] = []
@@ -75,6 +70,6 @@ enum KafkaTopicCreator {
   }
 
   private static func text(_ buffer: [CChar]) -> String {
-    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
   }
 }

@@ -150,13 +150,13 @@ public final class KafkaRegistryFollower: Sendable {
       }
     }
     let counts = registry.counts
+    let elapsed = clock.now - started
     logger.notice(
       "registry read to the end of its topics",
       metadata: [
         "records": "\(applied)", "users": "\(counts.users)", "torrents": "\(counts.torrents)",
         "tokens": "\(counts.tokens)", "client_rules": "\(counts.clientRules)",
-        "seconds":
-          "\(Double((clock.now - started).components.attoseconds / 1_000_000_000_000_000) / 1000 + Double((clock.now - started).components.seconds))",
+        "duration": "\(elapsed)",
       ])
     finishStart(.success(()))
     // Follow until stopped.

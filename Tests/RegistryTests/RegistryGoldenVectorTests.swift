@@ -39,6 +39,15 @@ import Testing
     return value
   }
 
+  /// An enum field: its proto3 default when absent, a failure when unknown.
+  static func parsed<T>(
+    _ object: [String: Any], _ field: String, default absent: T, _ make: (String) -> T?
+  ) throws -> T {
+    guard let text = object[field] as? String else { return absent }
+    guard let value = make(text) else { throw Malformed(what: "\(field) \(text)") }
+    return value
+  }
+
   @Test(arguments: vectors)
   func vectorDecodesToDescribedChangeAndReencodesIdentically(name: String) throws {
     let data = try Data(contentsOf: Self.directory.appendingPathComponent(name + ".json"))
@@ -79,7 +88,7 @@ import Testing
       return .putTorrent(
         RegisteredTorrent(
           infoHash: try Self.hex(torrent, "info_hash", InfoHash.init),
-          state: TorrentState(rawValue: torrent["state"] as? String ?? "active") ?? .active,
+          state: try Self.parsed(torrent, "state", default: .active, TorrentState.init),
           reason: torrent["reason"] as? String ?? "", factors: factors(torrent)))
     }
     if let token = description["token"] as? [String: Any] {
@@ -97,7 +106,7 @@ import Testing
     return .putClientRule(
       ClientRule(
         prefix: try Self.hex(rule, "peer_id_prefix", { $0 }),
-        action: ClientRuleAction(rawValue: rule["action"] as? String ?? "allow") ?? .allow,
+        action: try Self.parsed(rule, "action", default: .allow, ClientRuleAction.init),
         reason: rule["reason"] as? String ?? ""))
   }
 }

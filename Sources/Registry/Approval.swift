@@ -88,8 +88,16 @@ public enum Refusal: Sendable, Hashable {
 
 /// What the registry decided about one announce.
 public enum ApprovalVerdict: Sendable, Hashable {
-  /// The announce may proceed, as this user, with these factors.
-  case approved(userID: UserID, factors: CreditFactors)
+  /// The announce may proceed, as this user, with these factors. A
+  /// `torrentKey` is set when the announce named a hybrid torrent by its v2
+  /// hash: the announce continues under the torrent's key (one swarm, one
+  /// accounting entry, deltas under the key).
+  case approved(userID: UserID, factors: CreditFactors, torrentKey: InfoHash?)
+  /// Approved under the hash the announce carried.
+  public static func approved(userID: UserID, factors: CreditFactors) -> ApprovalVerdict {
+    .approved(userID: userID, factors: factors, torrentKey: nil)
+  }
+
   /// The announce is refused.
   case refused(Refusal)
 }

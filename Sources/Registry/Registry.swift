@@ -104,14 +104,22 @@ public final class Registry: Sendable {
       } else {
         userID = passkey.asUserID
       }
-      let torrent = tables.torrents[infoHash]
+      var key = infoHash
+      var torrent = tables.torrents[key]
+      if torrent == nil, !tables.keyByAlternateHash.isEmpty,
+        let hybridKey = tables.keyByAlternateHash[key]
+      {
+        // The v2 announce of a hybrid torrent: the torrent's key from here on.
+        key = hybridKey
+        torrent = tables.torrents[key]
+      }
       switch torrent?.state {
       case nil:
         if modes.torrents == .registered { return .refused(.unregisteredTorrent(reason: "")) }
       case .deleted:
-        return .refused(.unregisteredTorrent(reason: tables.torrentReasons[infoHash] ?? ""))
+        return .refused(.unregisteredTorrent(reason: tables.torrentReasons[key] ?? ""))
       case .pending:
-        return .refused(.pendingTorrent(reason: tables.torrentReasons[infoHash] ?? ""))
+        return .refused(.pendingTorrent(reason: tables.torrentReasons[key] ?? ""))
       case .active:
         break
       }
@@ -121,11 +129,26 @@ public final class Registry: Sendable {
       {
         return .refused(refusal)
       }
-      let token = tables.tokens.isEmpty ? nil : tables.tokens[TokenKey(userID, infoHash)]
+      let token = tables.tokens.isEmpty ? nil : tables.tokens[TokenKey(userID, key)]
       let factors = FactorResolution.resolve(
         global: tables.global.overrides, user: userFactors.overrides,
         torrent: torrent?.factors.overrides ?? .none, token: token?.overrides ?? .none)
-      return .approved(userID: userID, factors: factors)
+      return .approved(userID: userID, factors: factors, torrentKey: key == infoHash ? nil : key)
+    }
+  }
+
+  /// The torrent keys of the scraped hashes that are a hybrid torrent's
+  /// alternate (v2) hash, so the scrape reports that torrent's one swarm
+  /// under the hash the client asked for. Empty when none is.
+  public func torrentKeys(ofAlternateHashes infoHashes: [InfoHash]) -> [InfoHash: InfoHash] {
+    tables.read { tables in
+      var keys: [InfoHash: InfoHash] = [:]
+      guard !tables.keyByAlternateHash.isEmpty else { return keys }
+      for hash in infoHashes {
+        let key = tables.torrentKey(hash)
+        if key != hash { keys[hash] = key }
+      }
+      return keys
     }
   }
 
@@ -152,7 +175,7 @@ public final class Registry: Sendable {
   public func scrapeable(_ infoHashes: [InfoHash], modes: RegistryModes) -> [InfoHash] {
     tables.read { tables in
       infoHashes.filter { hash in
-        switch tables.torrents[hash]?.state {
+        switch tables.torrents[tables.torrentKey(hash)]?.state {
         case .active: true
         case nil: modes.torrents == .any
         case .pending, .deleted: false

@@ -59,9 +59,12 @@ public struct RegistryApproval: PreHook {
     _ request: inout AnnounceRequest, context: inout HookContext
   ) throws(TrackerFailure) -> PreHookStep {
     switch verdict(for: request) {
-    case .approved(let userID, let factors):
+    case .approved(let userID, let factors, let torrentKey):
       context.userID = userID
       context.factors = factors
+      // A hybrid torrent's v2 announce joins the swarm, the accounting
+      // entry and the deltas of the torrent's key.
+      if let torrentKey { request.infoHash = torrentKey }
     case .refused(let refusal):
       metrics.refused(refusal)
       if request.event == .stopped {
@@ -111,6 +114,7 @@ public struct RegistryApproval: PreHook {
       throw failure(refusal)
     }
     let reportable = registry.scrapeable(request.infoHashes, modes: modes)
+    context.scrapeTorrentKeys = registry.torrentKeys(ofAlternateHashes: reportable)
     if request.transport == .udp {
       // Positional answers: keep every slot, report the others as unknown.
       context.scrapeAsUnknown = Set(request.infoHashes).subtracting(reportable)

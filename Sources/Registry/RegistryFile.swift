@@ -39,13 +39,16 @@ public struct RegistryFileError: Error, Sendable, Equatable, CustomStringConvert
 /// ```
 /// {"type":"user","user_id":HEX32,"passkey":HEX32,"disabled":REASON,"no_leech":true,
 ///  "upload_factor":PCT,"download_factor":PCT}
-/// {"type":"torrent","info_hash":HEX40,"state":"active|pending|deleted","reason":TEXT,
-///  "upload_factor":PCT,"download_factor":PCT}
+/// {"type":"torrent","info_hash":HEX40,"v2_info_hash":HEX64,
+///  "state":"active|pending|deleted","reason":TEXT,"upload_factor":PCT,"download_factor":PCT}
 /// {"type":"token","user_id":HEX32,"info_hash":HEX40,"upload_factor":PCT,"download_factor":PCT}
 /// {"type":"global","upload_factor":PCT,"download_factor":PCT}
 /// {"type":"client","peer_id_prefix":TEXT,"action":"allow|deny","reason":TEXT}
 /// ```
-/// Only `type` and the ids are required; `disabled` present (even empty)
+/// Only `type` and the ids are required; a torrent names its `info_hash`
+/// (v1), its `v2_info_hash`, or both (a hybrid torrent); a v2-only torrent's
+/// key, which tokens name, is its v2 hash's first 40 hex characters.
+/// `disabled` present (even empty)
 /// disables the user; factors are whole percentages from 0 to 100 000.
 /// Unknown fields are errors (a typo must not silently drop a freeleech).
 public enum RegistryFile {
@@ -148,7 +151,8 @@ public enum RegistryFile {
       factors(user.factors)
     case .putTorrent(let torrent):
       writer.field("type", "torrent")
-      writer.field("info_hash", torrent.infoHash.description)
+      if let v1 = torrent.v1InfoHash { writer.field("info_hash", v1.description) }
+      if let v2 = torrent.v2InfoHash { writer.field("v2_info_hash", v2.description) }
       writer.field("state", torrent.state.rawValue)
       if !torrent.reason.isEmpty { writer.field("reason", torrent.reason) }
       factors(torrent.factors)
@@ -189,16 +193,30 @@ public enum RegistryFile {
           canLeech: !(try fields.optionalBool("no_leech") ?? false),
           factors: try fields.factors()))
     case "torrent":
-      let hash = try fields.infoHash("info_hash")
+      let v1 = try fields.optionalInfoHash("info_hash")
+      let v2 = try fields.optionalV2InfoHash("v2_info_hash")
       let stateText = try fields.optionalString("state") ?? "active"
       guard let state = TorrentState(rawValue: stateText) else {
         throw RegistryRecordProblem(
           "field state: expected active, pending or deleted, got '\(stateText)'")
       }
-      change = .putTorrent(
-        RegisteredTorrent(
-          infoHash: hash, state: state, reason: try fields.optionalString("reason") ?? "",
-          factors: try fields.factors()))
+      let reason = try fields.optionalString("reason") ?? ""
+      let factors = try fields.factors()
+      switch (v1, v2) {
+      case (let v1?, let v2):
+        if let v2, v2.announceHash == v1 {
+          throw RegistryRecordProblem(
+            "field v2_info_hash: starts with info_hash; a v2-only torrent leaves info_hash out")
+        }
+        change = .putTorrent(
+          RegisteredTorrent(
+            infoHash: v1, v2InfoHash: v2, state: state, reason: reason, factors: factors))
+      case (nil, let v2?):
+        change = .putTorrent(
+          RegisteredTorrent(v2Only: v2, state: state, reason: reason, factors: factors))
+      case (nil, nil):
+        throw RegistryRecordProblem("a torrent needs info_hash, v2_info_hash or both")
+      }
     case "token":
       change = .putToken(
         FreeleechToken(
@@ -295,6 +313,22 @@ private struct RecordFields {
       throw RegistryRecordProblem("field \(name): expected 32 hexadecimal characters")
     }
     return id
+  }
+
+  mutating func optionalInfoHash(_ name: String) throws(RegistryRecordProblem) -> InfoHash? {
+    guard let text = try optionalString(name) else { return nil }
+    guard let hash = InfoHash(hex: text) else {
+      throw RegistryRecordProblem("field \(name): expected 40 hexadecimal characters")
+    }
+    return hash
+  }
+
+  mutating func optionalV2InfoHash(_ name: String) throws(RegistryRecordProblem) -> V2InfoHash? {
+    guard let text = try optionalString(name) else { return nil }
+    guard let hash = V2InfoHash(hex: text) else {
+      throw RegistryRecordProblem("field \(name): expected 64 hexadecimal characters")
+    }
+    return hash
   }
 
   mutating func infoHash(_ name: String) throws(RegistryRecordProblem) -> InfoHash {

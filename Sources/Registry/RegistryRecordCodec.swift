@@ -80,6 +80,8 @@ public enum RegistryRecordCodec {
       if value.isEmpty { return .deleteTorrent(hash) }
       let message: Privtrak_V1_RegistryTorrent = try decodeMessage(value)
       try requireSame(message.infoHash, key, field: "info_hash")
+      let v2InfoHash = try decodeV2InfoHash(
+        message.v2InfoHash, key: hash, v1Given: !message.infoHash.isEmpty)
       let state: TorrentState
       switch message.state {
       case .active: state = .active
@@ -90,7 +92,7 @@ public enum RegistryRecordCodec {
       }
       return .putTorrent(
         RegisteredTorrent(
-          infoHash: hash, state: state, reason: message.reason,
+          infoHash: hash, v2InfoHash: v2InfoHash, state: state, reason: message.reason,
           factors: FactorOverrides(
             uploadPercent: message.hasUploadFactorPercent ? message.uploadFactorPercent : nil,
             downloadPercent: message.hasDownloadFactorPercent ? message.downloadFactorPercent : nil
@@ -154,7 +156,9 @@ public enum RegistryRecordCodec {
       return RegistryRecord(entity: .users, key: id.bytes, value: nil)
     case .putTorrent(let torrent):
       var message = Privtrak_V1_RegistryTorrent()
-      message.infoHash = Data(torrent.infoHash.bytes)
+      // A v2-only torrent's key is not a v1 hash: only its v2 hash goes in.
+      if let v1 = torrent.v1InfoHash { message.infoHash = Data(v1.bytes) }
+      if let v2 = torrent.v2InfoHash { message.v2InfoHash = Data(v2.bytes) }
       message.state =
         switch torrent.state {
         case .active: .active
@@ -205,6 +209,25 @@ public enum RegistryRecordCodec {
     } catch {
       throw RegistryRecordError(field: "value", problem: "does not decode as \(M.protoMessageName)")
     }
+  }
+
+  /// The v2 hash of a torrent record: none, or exactly 32 bytes. A record
+  /// that names its v1 hash is a hybrid torrent, so its v2 hash cannot also
+  /// start with the key; one without a v1 hash is v2-only (the key is the v2
+  /// hash's first 20 bytes) or a hybrid whose v1 hash is left to the key.
+  private static func decodeV2InfoHash(_ field: Data, key: InfoHash, v1Given: Bool)
+    throws(RegistryRecordError) -> V2InfoHash?
+  {
+    if field.isEmpty { return nil }
+    guard let hash = V2InfoHash(field) else {
+      throw lengthError("v2_info_hash", "32", field.count)
+    }
+    if v1Given, hash.announceHash == key {
+      throw RegistryRecordError(
+        field: "v2_info_hash",
+        problem: "starts with the v1 info_hash; a v2-only torrent leaves info_hash empty")
+    }
+    return hash
   }
 
   private static func requireSame(_ field: Data, _ key: [UInt8], field name: String)

@@ -55,9 +55,18 @@ public enum TorrentState: String, Sendable, Hashable, CaseIterable {
 }
 
 /// A torrent as the site registered it.
+///
+/// A torrent is one key whichever hashes it has: its v1 (SHA-1) info hash,
+/// or, for a v2-only torrent, the first 20 bytes of its v2 hash (what its
+/// announces carry). A hybrid torrent also names its v2 hash, so announces
+/// and scrapes with either hash reach the same torrent: one swarm, one
+/// accounting entry per peer, deltas under the key.
 public struct RegisteredTorrent: Sendable, Hashable {
-  /// The torrent's v1 info hash.
+  /// The torrent's key: its v1 info hash, or its v2 hash's first 20 bytes
+  /// when it has no v1 hash (`v2InfoHash?.announceHash == infoHash`).
   public var infoHash: InfoHash
+  /// The torrent's v2 (SHA-256) info hash, when it has one.
+  public var v2InfoHash: V2InfoHash?
   /// Moderation state.
   public var state: TorrentState
   /// Shown to clients when pending or deleted; may be empty.
@@ -65,15 +74,39 @@ public struct RegisteredTorrent: Sendable, Hashable {
   /// The torrent's factors (freeleech, double upload).
   public var factors: FactorOverrides
 
-  /// Creates a torrent record.
+  /// Creates a torrent record with a v1 info hash (and the v2 one of a
+  /// hybrid torrent).
   public init(
-    infoHash: InfoHash, state: TorrentState = .active, reason: String = "",
-    factors: FactorOverrides = .none
+    infoHash: InfoHash, v2InfoHash: V2InfoHash? = nil, state: TorrentState = .active,
+    reason: String = "", factors: FactorOverrides = .none
   ) {
     self.infoHash = infoHash
+    self.v2InfoHash = v2InfoHash
     self.state = state
     self.reason = reason
     self.factors = factors
+  }
+
+  /// Creates the record of a v2-only torrent, keyed by its announce hash.
+  public init(
+    v2Only v2InfoHash: V2InfoHash, state: TorrentState = .active, reason: String = "",
+    factors: FactorOverrides = .none
+  ) {
+    self.init(
+      infoHash: v2InfoHash.announceHash, v2InfoHash: v2InfoHash, state: state, reason: reason,
+      factors: factors)
+  }
+
+  /// The v1 info hash; nil for a v2-only torrent.
+  public var v1InfoHash: InfoHash? {
+    v2InfoHash?.announceHash == infoHash ? nil : infoHash
+  }
+
+  /// The other hash announces of a hybrid torrent carry (its v2 hash's
+  /// first 20 bytes); nil for v1-only and v2-only torrents.
+  public var alternateAnnounceHash: InfoHash? {
+    guard let v2InfoHash, v2InfoHash.announceHash != infoHash else { return nil }
+    return v2InfoHash.announceHash
   }
 }
 

@@ -47,7 +47,10 @@ struct TorrentSlot: Sendable {
 /// record wins; the earlier user then has no passkey entry until re-put);
 /// `disabledReasons` holds a reason only for a disabled user with a
 /// non-empty one, `torrentReasons` only non-empty reasons; `sortedRules` is
-/// `clientRules` ordered longest prefix first.
+/// `clientRules` ordered longest prefix first. `v2Hashes` holds the v2 hash
+/// of registered torrents that have one (only they pay for it), and
+/// `keyByAlternateHash[a] == k` exactly when `v2Hashes[k]` is a hybrid
+/// torrent's v2 hash whose first 20 bytes are `a` (`a != k`).
 struct RegistryTables: Sendable {
   private(set) var users: [UserSlot] = []
   private var freeUserSlots: [Int32] = []
@@ -56,6 +59,8 @@ struct RegistryTables: Sendable {
   private(set) var disabledReasons: [UserID: String] = [:]
   private(set) var torrents: [InfoHash: TorrentSlot] = [:]
   private(set) var torrentReasons: [InfoHash: String] = [:]
+  private(set) var v2Hashes: [InfoHash: V2InfoHash] = [:]
+  private(set) var keyByAlternateHash: [InfoHash: InfoHash] = [:]
   private(set) var tokens: [TokenKey: PackedFactors] = [:]
   private(set) var global = PackedFactors(.none)
   private(set) var clientRules: [[UInt8]: ClientRule] = [:]
@@ -89,9 +94,16 @@ struct RegistryTables: Sendable {
       torrents[torrent.infoHash] = TorrentSlot(
         factors: PackedFactors(torrent.factors), state: torrent.state)
       torrentReasons[torrent.infoHash] = torrent.reason.isEmpty ? nil : torrent.reason
+      forgetAlternateHash(of: torrent.infoHash)
+      v2Hashes[torrent.infoHash] = torrent.v2InfoHash
+      if let alternate = torrent.alternateAnnounceHash {
+        keyByAlternateHash[alternate] = torrent.infoHash
+      }
     case .deleteTorrent(let hash):
       torrents[hash] = nil
       torrentReasons[hash] = nil
+      forgetAlternateHash(of: hash)
+      v2Hashes[hash] = nil
     case .putToken(let token):
       tokens[TokenKey(token.userID, token.infoHash)] = PackedFactors(token.factors)
     case .deleteToken(let user, let hash): tokens[TokenKey(user, hash)] = nil
@@ -142,6 +154,11 @@ struct RegistryTables: Sendable {
     freeUserSlots.append(index)
   }
 
+  private mutating func forgetAlternateHash(of key: InfoHash) {
+    guard let old = v2Hashes[key], keyByAlternateHash[old.announceHash] == key else { return }
+    keyByAlternateHash[old.announceHash] = nil
+  }
+
   private mutating func indexRules() {
     sortedRules = clientRules.values.sorted {
       $0.prefix.count != $1.prefix.count
@@ -163,9 +180,19 @@ struct RegistryTables: Sendable {
   func torrent(_ hash: InfoHash) -> RegisteredTorrent? {
     torrents[hash].map {
       RegisteredTorrent(
-        infoHash: hash, state: $0.state, reason: torrentReasons[hash] ?? "",
-        factors: $0.factors.overrides)
+        infoHash: hash, v2InfoHash: v2Hashes[hash], state: $0.state,
+        reason: torrentReasons[hash] ?? "", factors: $0.factors.overrides)
     }
+  }
+
+  /// The key of the torrent an announce or scrape hash names: the hash
+  /// itself when a torrent is registered under it (a key always wins over
+  /// another torrent's alternate hash), else the hybrid torrent whose v2
+  /// hash starts with it, else the hash unchanged (unregistered).
+  @inline(__always)
+  func torrentKey(_ hash: InfoHash) -> InfoHash {
+    if keyByAlternateHash.isEmpty || torrents[hash] != nil { return hash }
+    return keyByAlternateHash[hash] ?? hash
   }
 
   /// Everything, as plain values (O(size)).

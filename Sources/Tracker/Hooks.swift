@@ -48,6 +48,10 @@ public struct HookContext: Sendable {
   /// while keeping their place: UDP scrape answers are matched to the
   /// request by position, so a hook cannot drop them from a UDP request.
   public var scrapeAsUnknown: Set<InfoHash> = []
+  /// Scraped hashes that name a torrent kept under another key (a hybrid
+  /// torrent's v2 hash → its key): the scrape reports that key's swarm
+  /// under the hash the client asked for.
+  public var scrapeTorrentKeys: [InfoHash: InfoHash] = [:]
 
   /// Creates a context.
   public init(

@@ -98,7 +98,11 @@ public final class Tracker: Sendable {
     let unknown = ScrapeStats(complete: 0, incomplete: 0, downloaded: 0)
     var response = ScrapeResponse(
       files: request.infoHashes.map { hash in
-        (hash, context.scrapeAsUnknown.contains(hash) ? unknown : peerStore.scrape(hash))
+        (
+          hash,
+          context.scrapeAsUnknown.contains(hash)
+            ? unknown : peerStore.scrape(context.scrapeTorrentKeys[hash] ?? hash)
+        )
       })
     for hook in postHooks {
       await hook.afterScrape(request, response: &response, context: context)

@@ -125,6 +125,38 @@ func parseInfoHash(_ text: String) throws -> InfoHash {
   return hash
 }
 
+/// A torrent named on the command line: `--info-hash` (v1), `--v2-info-hash`
+/// (v2), or both (a hybrid torrent).
+struct TorrentHashOptions: ParsableArguments {
+  @Option(name: .long, help: "The v1 info hash, 40 hex characters.") var infoHash: String?
+  @Option(
+    name: .long,
+    help: "The v2 info hash, 64 hex characters (a hybrid torrent gives both hashes).")
+  var v2InfoHash: String?
+
+  /// Both hashes, at least one given.
+  func hashes() throws -> (v1: InfoHash?, v2: V2InfoHash?) {
+    let v1 = try infoHash.map(parseInfoHash)
+    let v2 = try v2InfoHash.map { text in
+      guard let hash = V2InfoHash(hex: text) else {
+        throw ValidationError("--v2-info-hash: expected 64 hexadecimal characters")
+      }
+      return hash
+    }
+    if v1 == nil, v2 == nil { throw Self.neither }
+    return (v1, v2)
+  }
+
+  private static let neither = ValidationError("give --info-hash, --v2-info-hash or both")
+
+  /// The torrent's key: the v1 hash, else the v2 hash's first 20 bytes.
+  func key() throws -> InfoHash {
+    let (v1, v2) = try hashes()
+    guard let key = v1 ?? v2?.announceHash else { throw Self.neither }
+    return key
+  }
+}
+
 func parsePrefix(_ text: String) throws -> [UInt8] {
   let bytes = Array(text.utf8)
   guard (1...20).contains(bytes.count) else {
@@ -164,7 +196,7 @@ extension Privtrak.RegistryCommand {
     static let configuration = CommandConfiguration(
       commandName: "put-torrent", abstract: "Add or replace a torrent.")
 
-    @Option(name: .long, help: "The v1 info hash, 40 hex characters.") var infoHash: String
+    @OptionGroup var hashes: TorrentHashOptions
     @Option(name: .long, help: "active, pending or deleted.") var state = "active"
     @Option(name: .long, help: "Shown to clients when pending or deleted.") var reason = ""
     @OptionGroup var factors: FactorOptions
@@ -174,12 +206,24 @@ extension Privtrak.RegistryCommand {
       guard let torrentState = TorrentState(rawValue: state) else {
         throw ValidationError("--state: expected active, pending or deleted, got '\(state)'")
       }
-      try await target.write([
-        .putTorrent(
-          RegisteredTorrent(
-            infoHash: try parseInfoHash(infoHash), state: torrentState, reason: reason,
-            factors: factors.overrides))
-      ])
+      let torrent: RegisteredTorrent
+      switch try hashes.hashes() {
+      case (let v1?, let v2):
+        if let v2, v2.announceHash == v1 {
+          throw ValidationError(
+            "--v2-info-hash starts with --info-hash; for a v2-only torrent give --v2-info-hash alone"
+          )
+        }
+        torrent = RegisteredTorrent(
+          infoHash: v1, v2InfoHash: v2, state: torrentState, reason: reason,
+          factors: factors.overrides)
+      case (nil, nil):
+        throw ValidationError("give --info-hash, --v2-info-hash or both")
+      case (nil, let v2?):
+        torrent = RegisteredTorrent(
+          v2Only: v2, state: torrentState, reason: reason, factors: factors.overrides)
+      }
+      try await target.write([.putTorrent(torrent)])
     }
   }
 
@@ -188,7 +232,7 @@ extension Privtrak.RegistryCommand {
       commandName: "put-token", abstract: "Add or replace a per-user, per-torrent override.")
 
     @Option(name: .long, help: "The user id, 32 hex characters.") var userId: String
-    @Option(name: .long, help: "The v1 info hash, 40 hex characters.") var infoHash: String
+    @OptionGroup var hashes: TorrentHashOptions
     @OptionGroup var factors: FactorOptions
     @OptionGroup var target: RegistryTarget
 
@@ -196,7 +240,7 @@ extension Privtrak.RegistryCommand {
       try await target.write([
         .putToken(
           FreeleechToken(
-            userID: try parseUserID(userId), infoHash: try parseInfoHash(infoHash),
+            userID: try parseUserID(userId), infoHash: try hashes.key(),
             factors: factors.overrides))
       ])
     }
@@ -257,11 +301,11 @@ extension Privtrak.RegistryCommand {
   struct DeleteTorrent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "delete-torrent", abstract: "Remove a torrent (announces are then refused).")
-    @Option(name: .long, help: "The v1 info hash, 40 hex characters.") var infoHash: String
+    @OptionGroup var hashes: TorrentHashOptions
     @OptionGroup var target: RegistryTarget
 
     func run() async throws {
-      try await target.write([.deleteTorrent(try parseInfoHash(infoHash))])
+      try await target.write([.deleteTorrent(try hashes.key())])
     }
   }
 
@@ -269,11 +313,11 @@ extension Privtrak.RegistryCommand {
     static let configuration = CommandConfiguration(
       commandName: "delete-token", abstract: "Remove a per-user, per-torrent override.")
     @Option(name: .long, help: "The user id, 32 hex characters.") var userId: String
-    @Option(name: .long, help: "The v1 info hash, 40 hex characters.") var infoHash: String
+    @OptionGroup var hashes: TorrentHashOptions
     @OptionGroup var target: RegistryTarget
 
     func run() async throws {
-      try await target.write([.deleteToken(try parseUserID(userId), try parseInfoHash(infoHash))])
+      try await target.write([.deleteToken(try parseUserID(userId), try hashes.key())])
     }
   }
 
@@ -352,7 +396,8 @@ extension Privtrak.RegistryCommand {
           + (user.disabledReason.map { "disabled (\($0))" } ?? "enabled")
           + (user.canLeech ? "" : " no-leech") + " " + factors(user.factors)
       case .putTorrent(let torrent):
-        return "torrent \(torrent.infoHash) \(torrent.state.rawValue)"
+        return "torrent \(torrent.infoHash) "
+          + (torrent.v2InfoHash.map { "v2 \($0) " } ?? "") + torrent.state.rawValue
           + (torrent.reason.isEmpty ? "" : " (\(torrent.reason))") + " " + factors(torrent.factors)
       case .putToken(let token):
         return "token \(token.userID.hex) \(token.infoHash) " + factors(token.factors)

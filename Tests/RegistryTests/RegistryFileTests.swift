@@ -12,6 +12,8 @@ import Testing
     {"type":"user","user_id":"00000000000000000000000000000002","passkey":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","disabled":""}
     {"type":"torrent","info_hash":"0102030405060708090a0b0c0d0e0f1011121314","download_factor":0}
     {"type":"torrent","info_hash":"ffffffffffffffffffffffffffffffffffffffff","state":"pending","reason":"moderation"}
+    {"type":"torrent","info_hash":"a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1","v2_info_hash":"b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"}
+    {"type":"torrent","v2_info_hash":"c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3","state":"active"}
     {"type":"token","user_id":"0123456789abcdef0123456789abcdef","info_hash":"0102030405060708090a0b0c0d0e0f1011121314","download_factor":0}
     {"type":"global","upload_factor":200}
     {"type":"client","peer_id_prefix":"-XL","action":"deny","reason":"Xunlei"}
@@ -27,7 +29,15 @@ import Testing
     #expect(
       contents.users[try #require(UserID(hex: "00000000000000000000000000000002"))]?.disabledReason
         == "")
-    #expect(contents.torrents.count == 2)
+    #expect(contents.torrents.count == 4)
+    let hybridKey = try #require(InfoHash(hex: String(repeating: "a1", count: 20)))
+    let hybrid = try #require(contents.torrents[hybridKey])
+    #expect(hybrid.v2InfoHash == V2InfoHash(hex: String(repeating: "b2", count: 32)))
+    #expect(hybrid.alternateAnnounceHash == InfoHash(hex: String(repeating: "b2", count: 20)))
+    let v2OnlyKey = try #require(InfoHash(hex: String(repeating: "c3", count: 20)))
+    let v2Only = try #require(contents.torrents[v2OnlyKey])
+    #expect(v2Only.v1InfoHash == nil && v2Only.alternateAnnounceHash == nil)
+    #expect(v2Only.v2InfoHash == V2InfoHash(hex: String(repeating: "c3", count: 32)))
     #expect(contents.tokens.count == 1)
     #expect(contents.global == FactorOverrides(uploadPercent: 200))
     #expect(contents.clientRules[Array("-XL".utf8)]?.action == .deny)
@@ -50,6 +60,15 @@ import Testing
       "field passkey"
     ),
     (#"{"type":"torrent","info_hash":"0102"}"#, "field info_hash"),
+    (#"{"type":"torrent","state":"active"}"#, "a torrent needs info_hash, v2_info_hash or both"),
+    (
+      #"{"type":"torrent","info_hash":"0102030405060708090a0b0c0d0e0f1011121314","v2_info_hash":"0102"}"#,
+      "field v2_info_hash: expected 64 hexadecimal characters"
+    ),
+    (
+      #"{"type":"torrent","info_hash":"0102030405060708090a0b0c0d0e0f1011121314","v2_info_hash":"0102030405060708090a0b0c0d0e0f1011121314151617181920212223242526"}"#,
+      "field v2_info_hash: starts with info_hash"
+    ),
     (
       #"{"type":"torrent","info_hash":"0102030405060708090a0b0c0d0e0f1011121314","state":"gone"}"#,
       "field state"

@@ -13,8 +13,8 @@ import Testing
 
   static let vectors = [
     "registry_client_deny", "registry_global_double_upload", "registry_token",
-    "registry_torrent_freeleech", "registry_torrent_pending", "registry_user_full",
-    "registry_user_minimal",
+    "registry_torrent_freeleech", "registry_torrent_hybrid", "registry_torrent_pending",
+    "registry_torrent_v2_only", "registry_user_full", "registry_user_minimal",
   ]
 
   @Test func everyRegistryVectorIsCovered() throws {
@@ -85,11 +85,19 @@ import Testing
           canLeech: !(user["no_leech"] as? Bool ?? false), factors: factors(user)))
     }
     if let torrent = description["torrent"] as? [String: Any] {
+      let state = try Self.parsed(torrent, "state", default: .active, TorrentState.init)
+      let reason = torrent["reason"] as? String ?? ""
+      let v2 =
+        (torrent["v2_info_hash"] as? String ?? "").isEmpty
+        ? nil : try Self.hex(torrent, "v2_info_hash", V2InfoHash.init)
+      if let v2, (torrent["info_hash"] as? String ?? "").isEmpty {
+        return .putTorrent(
+          RegisteredTorrent(v2Only: v2, state: state, reason: reason, factors: factors(torrent)))
+      }
       return .putTorrent(
         RegisteredTorrent(
-          infoHash: try Self.hex(torrent, "info_hash", InfoHash.init),
-          state: try Self.parsed(torrent, "state", default: .active, TorrentState.init),
-          reason: torrent["reason"] as? String ?? "", factors: factors(torrent)))
+          infoHash: try Self.hex(torrent, "info_hash", InfoHash.init), v2InfoHash: v2,
+          state: state, reason: reason, factors: factors(torrent)))
     }
     if let token = description["token"] as? [String: Any] {
       return .putToken(

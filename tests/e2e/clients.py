@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 try:
     import libtorrent as lt
@@ -42,9 +42,24 @@ def make_private_torrent(payload: Path, announce_url: str, out: Path, piece_size
     The private flag (BEP 27) turns DHT, PEX and LSD off for this torrent in
     every compliant client, so peers can only be found through the tracker.
     """
+    v1, _ = make_torrent(payload, announce_url, out, "v1", piece_size)
+    return v1
+
+
+# The torrent kinds libtorrent 2 makes: v1-only, hybrid (its default: v1 and
+# v2 hashes, announced once with each) and v2-only (BEP 52).
+TORRENT_KINDS = ("v1", "hybrid", "v2")
+
+
+def make_torrent(payload: Path, announce_url: str, out: Path, kind: str,
+                 piece_size: int = 16 * 1024) -> Tuple[Optional[bytes], Optional[bytes]]:
+    """Create a PRIVATE torrent of `kind` (see TORRENT_KINDS) for the single
+    file `payload` with one tracker, write it to `out`, and return its v1
+    info hash (20 bytes) and v2 info hash (32 bytes), None where it has none."""
+    flags = {"v1": lt.create_torrent.v1_only, "hybrid": 0, "v2": lt.create_torrent.v2_only}[kind]
     fs = lt.file_storage()
     lt.add_files(fs, str(payload))
-    ct = lt.create_torrent(fs, piece_size, flags=lt.create_torrent.v1_only)
+    ct = lt.create_torrent(fs, piece_size, flags=flags)
     ct.set_priv(True)
     ct.add_tracker(announce_url, 0)
     ct.set_creator("privtrak-e2e")
@@ -52,7 +67,12 @@ def make_private_torrent(payload: Path, announce_url: str, out: Path, piece_size
     out.write_bytes(lt.bencode(ct.generate()))
     ti = lt.torrent_info(str(out))
     assert ti.priv(), "torrent is not private"
-    return bytes.fromhex(str(ti.info_hashes().v1))
+    hashes = ti.info_hashes()
+    v1 = bytes.fromhex(str(hashes.v1)) if hashes.has_v1() else None
+    v2 = bytes.fromhex(str(hashes.v2)) if hashes.has_v2() else None
+    assert (v1 is not None, v2 is not None) == {"v1": (True, False), "hybrid": (True, True),
+                                                "v2": (False, True)}[kind], (kind, v1, v2)
+    return v1, v2
 
 
 # --------------------------------------------------------------------------

@@ -48,8 +48,12 @@ class RegistryCLI:
     def put_user(self, user_id: Union[bytes, str], passkey: str, *options: str) -> subprocess.CompletedProcess:
         return self._write("put-user", "--user-id", _hex(user_id), "--passkey", passkey, *options)
 
-    def put_torrent(self, info_hash: Union[bytes, str], *options: str) -> subprocess.CompletedProcess:
-        return self._write("put-torrent", "--info-hash", _hex(info_hash), *options)
+    def put_torrent(self, info_hash: Optional[Union[bytes, str]], *options: str,
+                    v2_info_hash: Optional[Union[bytes, str]] = None) -> subprocess.CompletedProcess:
+        """A v1 torrent, a hybrid (both hashes) or a v2-only torrent (info_hash None)."""
+        hashes = ([] if info_hash is None else ["--info-hash", _hex(info_hash)]) + (
+            [] if v2_info_hash is None else ["--v2-info-hash", _hex(v2_info_hash)])
+        return self._write("put-torrent", *hashes, *options)
 
     def delete_user(self, user_id: Union[bytes, str]) -> subprocess.CompletedProcess:
         return self._write("delete-user", "--user-id", _hex(user_id))

@@ -14,6 +14,14 @@ consumed per-user totals, after dedupe by origin, equal the clients' own
 counters as they report them to trackers: the seeder's user uploaded and the
 leecher's user downloaded. The leecher's `completed` announce is recorded.
 
+It runs for each torrent kind libtorrent 2 makes (issue #15): v1-only;
+hybrid (libtorrent's default), which each client announces twice, once with
+the v1 hash and once with the v2 hash's first 20 bytes, registered with both
+hashes so the two announces are one torrent and the bytes count once, under
+the v1 hash (registered with its v1 hash alone, in `torrents: any` mode, the
+same run credits each user exactly twice its bytes: 1 572 864 for 786 432);
+and v2-only, registered by its v2 hash, whose deltas carry its first 20 bytes.
+
 Needs PRIVTRAK_BIN, Tansu (scripts/setup; PRIVTRAK_TANSU or .runtime/bin/tansu)
 and librdkafka >= 2.2 (.runtime/lib, added to LD_LIBRARY_PATH here).
 The broker gets a free port (never 19092, which `make test` uses).
@@ -32,7 +40,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 
-from clients import LT_IMPORT_ERROR, make_private_torrent  # noqa: E402
+from clients import LT_IMPORT_ERROR, TORRENT_KINDS, make_torrent  # noqa: E402
 from e2e_helpers import sha256_file, write_random_file  # noqa: E402
 from harness import Broker, Tracker  # noqa: E402
 from privtrak_cli import RegistryCLI  # noqa: E402
@@ -54,18 +62,32 @@ def tail_deltas(binary: str, bootstrap: str, topic: str) -> list:
     return [json.loads(line) for line in out.stdout.decode().splitlines() if line.strip()]
 
 
-def per_user(deltas: list) -> dict:
-    unique = {}
+def announced_hashes(peer) -> list:
+    """libtorrent's per-hash announce state: one entry per info hash (v1, v2)
+    it announced the torrent with, and whether the tracker refused it."""
+    return [{"fails": ih["fails"], "error": ih["last_error"]["value"], "message": ih["message"]}
+            for entry in peer.handle.trackers() for endpoint in entry["endpoints"]
+            for ih in endpoint["info_hashes"] if ih["start_sent"]]
+
+
+def unique(deltas: list) -> list:
+    """The deltas once each (a broker may show a copy twice), by origin."""
+    seen = {}
     for d in deltas:
-        unique.setdefault((d["instance"], d["sequence"]), d)
+        seen.setdefault((d["instance"], d["sequence"]), d)
+    return list(seen.values())
+
+
+def per_user(deltas: list) -> dict:
     totals = {}
-    for d in unique.values():
+    for d in unique(deltas):
         up, down = totals.get(d["user_id"], (0, 0))
         totals[d["user_id"]] = (up + d["uploaded"], down + d["downloaded"])
     return totals
 
 
-def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers):
+@pytest.mark.parametrize("kind", TORRENT_KINDS)
+def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers, kind: str):
     binary = os.environ.get("PRIVTRAK_BIN", "").strip()
     if not binary:
         pytest.fail("PRIVTRAK_BIN is required", pytrace=False)
@@ -74,7 +96,7 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers)
     tracker = None
     try:
         broker.start()
-        topic = "e2e-accounting-proof"
+        topic = f"e2e-accounting-proof-{kind}"
         tracker = Tracker(binary, tmp_path, bootstrap=broker.bootstrap, topic=topic, name="proof",
                           accounting={"emit_stopped": "true", "batch_size": 1},
                           kafka={"allow_topic_auto_creation": "true"})
@@ -85,16 +107,18 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers)
         digest = write_random_file(payload, PAYLOAD_SIZE)
         url = lambda key: f"http://127.0.0.1:{tracker.http_port}/{key}/announce"  # noqa: E731
         seeder_torrent, leecher_torrent = tmp_path / "seeder.torrent", tmp_path / "leecher.torrent"
-        info_hash = make_private_torrent(payload, url(SEEDER_PASSKEY), seeder_torrent)
-        assert make_private_torrent(payload, url(LEECHER_PASSKEY), leecher_torrent) == info_hash
+        v1, v2 = make_torrent(payload, url(SEEDER_PASSKEY), seeder_torrent, kind)
+        assert make_torrent(payload, url(LEECHER_PASSKEY), leecher_torrent, kind) == (v1, v2)
+        # The torrent's key: what its deltas carry.
+        info_hash = v1 if v1 is not None else v2[:20]
 
         # The private tracker's registry, complete before it starts: both
-        # users and the torrent (its v1 info hash, known once created).
+        # users and the torrent (its hashes, known once created).
         registry_file = tmp_path / "registry.jsonl"
         registry = RegistryCLI(binary, f"file:{registry_file}")
         registry.put_user(SEEDER_USER_ID, SEEDER_PASSKEY)
         registry.put_user(LEECHER_USER_ID, LEECHER_PASSKEY)
-        registry.put_torrent(info_hash)
+        registry.put_torrent(v1, v2_info_hash=v2)
         with open(tracker.config_path, "a") as cfg:
             cfg.write(f"registry:\n  source: file:{registry_file}\n  users: registered\n"
                       "  torrents: registered\n")
@@ -122,6 +146,13 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers)
 
         wait_until(downloaded, 60, "leecher to download through privtrak",
                    on_timeout=lambda: seeder.describe() + "\n" + leecher.describe() + "\n" + tracker.describe())
+
+        # A hybrid torrent was announced with both hashes, and the tracker
+        # took both: the bytes below count once even so.
+        for peer in (seeder, leecher):
+            sent = announced_hashes(peer)
+            assert len(sent) == (2 if kind == "hybrid" else 1), (kind, sent)
+            assert all(ih["fails"] == 0 and ih["error"] == 0 for ih in sent), (kind, sent)
 
         # The leecher announces `completed`; then both stop, announcing their
         # final counters (event=stopped, always recorded with emit_stopped).
@@ -152,12 +183,15 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers)
         deltas = wait_until(stopped_seen, 30, "both clients' stopped deltas in Kafka", interval=0.3,
                             on_timeout=tracker.describe)
         totals = per_user(deltas)
-        print(f"\nFAULT-FIGURES real-clients-kafka: seeder_client_uploaded={client_seeder_up} "
+        print(f"\nFAULT-FIGURES real-clients-kafka[{kind}]: seeder_client_uploaded={client_seeder_up} "
               f"leecher_client_downloaded={client_leecher_down} kafka_seeder={totals.get(seeder_user)} "
               f"kafka_leecher={totals.get(leecher_user)} deltas={len(deltas)} payload={PAYLOAD_SIZE}")
         assert totals[seeder_user][0] == client_seeder_up, (totals, client_seeder_up)
         assert totals[leecher_user][1] == client_leecher_down, (totals, client_leecher_down)
         assert client_leecher_down >= PAYLOAD_SIZE
+        # One download, one snatch: the leecher's, whichever hash said `completed`.
+        snatches = [d for d in unique(deltas) if d["event"] == "completed"]
+        assert [d["user_id"] for d in snatches] == [leecher_user], snatches
         ours = [d for d in deltas if d["user_id"] in (seeder_user, leecher_user)]
         assert all(d["info_hash"] == info_hash.hex() for d in ours), ours
         # Every delta is one of the two registered users': the passkeys were

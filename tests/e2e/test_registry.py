@@ -465,3 +465,36 @@ def test_check_config_names_the_registry_files_bad_line(privtrak_bin, tmp_path):
     text = (serve.stdout + serve.stderr).decode(errors="replace")
     assert serve.returncode != 0, text
     assert f"registry file {reg} line {bad}" in text, text
+
+
+# --------------------------------------------------------------------------
+# the CLI's torrent hashes (issue #15)
+# --------------------------------------------------------------------------
+
+
+def test_registry_cli_puts_hybrid_and_v2_only_torrents_and_refuses_neither_hash(privtrak_bin, tmp_path):
+    reg = tmp_path / "registry.jsonl"
+    cli = RegistryCLI(privtrak_bin, f"file:{reg}")
+    v1, v2, v2_only = "a1" * 20, "b2" * 32, "c3" * 32
+    cli.put_torrent(v1, v2_info_hash=v2)
+    cli.put_torrent(None, v2_info_hash=v2_only)
+    # A token and a deletion name a torrent by either of its hashes.
+    cli.put_user(ALICE_ID, ALICE_KEY)
+    run_privtrak(privtrak_bin, "registry", "put-token", "--user-id", ALICE_ID, "--v2-info-hash", v2_only,
+                 "--download-factor", "0", "--to", f"file:{reg}")
+    torrents = {r.get("info_hash"): r for r in cli.records() if r["type"] == "torrent"}
+    assert torrents[v1]["v2_info_hash"] == v2
+    assert torrents[None]["v2_info_hash"] == v2_only, torrents
+    tokens = [r for r in cli.records() if r["type"] == "token"]
+    assert [t["info_hash"] for t in tokens] == [v2_only[:40]], tokens
+    run_privtrak(privtrak_bin, "registry", "delete-torrent", "--v2-info-hash", v2_only, "--to", f"file:{reg}")
+    assert [r.get("info_hash") for r in cli.records() if r["type"] == "torrent"] == [v1]
+
+    for args, message in [
+        ([], "give --info-hash, --v2-info-hash or both"),
+        (["--v2-info-hash", "ab" * 20], "--v2-info-hash: expected 64 hexadecimal characters"),
+        (["--info-hash", v1, "--v2-info-hash", v1 + "00" * 12], "--v2-info-hash starts with --info-hash"),
+    ]:
+        out = run_privtrak(privtrak_bin, "registry", "put-torrent", *args, "--to", f"file:{reg}", check=False)
+        text = (out.stdout + out.stderr).decode(errors="replace")
+        assert out.returncode != 0 and message in text, (args, text)

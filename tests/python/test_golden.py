@@ -64,6 +64,7 @@ REGISTRY_WIRE = {
         3: ("reason", "string", False),
         4: ("upload_factor_percent", "uint", True),
         5: ("download_factor_percent", "uint", True),
+        6: ("v2_info_hash", "hex", False),
     },
     "privtrak.v1.RegistryToken": {
         1: ("user_id", "hex", False),
@@ -296,7 +297,8 @@ def registry_key(kind, obj):
     if kind == "privtrak.v1.RegistryUser":
         return bytes.fromhex(obj["user_id"])
     if kind == "privtrak.v1.RegistryTorrent":
-        return bytes.fromhex(obj["info_hash"])
+        # The v1 hash; a v2-only torrent's key is its v2 hash's first 20 bytes.
+        return bytes.fromhex(obj["info_hash"] or obj["v2_info_hash"][:40])
     if kind == "privtrak.v1.RegistryToken":
         return bytes.fromhex(obj["user_id"]) + bytes.fromhex(obj["info_hash"])
     if kind == "privtrak.v1.RegistryGlobal":
@@ -378,8 +380,8 @@ def test_registry_vector(pb, name):
     check_raw_registry(kind, data, obj)
     # Ids of the right size, and the record key the vector names is the one
     # its ids give (the tracker rejects a value whose id disagrees with its key).
-    for field_name, size in (("user_id", 16), ("info_hash", 20)):
-        if field_name in obj:
+    for field_name, size in (("user_id", 16), ("info_hash", 20), ("v2_info_hash", 32)):
+        if obj.get(field_name):
             assert len(bytes.fromhex(obj[field_name])) == size
     if "peer_id_prefix" in obj:
         assert 1 <= len(bytes.fromhex(obj["peer_id_prefix"])) <= 20
@@ -398,6 +400,18 @@ def test_registry_optional_zero_differs_from_absent(pb):
     assert raw_fields(data)[-1] == (5, 0, 0)
     msg = pb.RegistryTorrent.FromString(data)
     assert msg.HasField("download_factor_percent") and not msg.HasField("upload_factor_percent")
+
+
+def test_registry_hybrid_and_v2_only_torrents(pb):
+    # A hybrid names both hashes; a v2-only torrent leaves field 1 out and
+    # is keyed by the first 20 bytes of its v2 hash (what its announces carry).
+    hybrid = gs.load("registry_torrent_hybrid.json")
+    fields = {n: raw for n, _, raw in raw_fields(read_vector(hybrid))}
+    assert len(fields[1]) == 20 and len(fields[6]) == 32 and fields[6][:20] != fields[1]
+    v2_only = gs.load("registry_torrent_v2_only.json")
+    fields = {n: raw for n, _, raw in raw_fields(read_vector(v2_only))}
+    assert 1 not in fields and len(fields[6]) == 32
+    assert bytes.fromhex(v2_only["key"]) == fields[6][:20]
 
 
 def test_decoder_rejects_truncated_vector(pb):

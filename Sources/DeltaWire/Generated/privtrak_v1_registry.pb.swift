@@ -91,13 +91,16 @@ public nonisolated struct Privtrak_V1_RegistryUser: Sendable {
   fileprivate var _downloadFactorPercent: UInt32? = nil
 }
 
-/// A torrent. Topic `privtrak.registry.torrents`, key = info_hash (20 bytes).
+/// A torrent. Topic `privtrak.registry.torrents`, key = the torrent's key
+/// (20 bytes): its v1 info hash, or for a v2-only torrent the first 20 bytes
+/// of its v2 info hash (what its announces carry).
 public nonisolated struct Privtrak_V1_RegistryTorrent: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The torrent's v1 (SHA-1) info hash, exactly 20 bytes.
+  /// The torrent's v1 (SHA-1) info hash, exactly 20 bytes; empty for a
+  /// v2-only torrent.
   public var infoHash: Data = Data()
 
   /// Moderation state.
@@ -125,6 +128,12 @@ public nonisolated struct Privtrak_V1_RegistryTorrent: Sendable {
   public var hasDownloadFactorPercent: Bool {self._downloadFactorPercent != nil}
   /// Clears the value of `downloadFactorPercent`. Subsequent reads from it will return its default value.
   public mutating func clearDownloadFactorPercent() {self._downloadFactorPercent = nil}
+
+  /// The torrent's v2 (SHA-256) info hash, exactly 32 bytes, for a hybrid
+  /// (v1 + v2) or v2-only torrent; empty for a v1-only torrent. Announces and
+  /// scrapes carrying its first 20 bytes reach this torrent: one swarm, one
+  /// accounting entry per peer, deltas under the key.
+  public var v2InfoHash: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -389,7 +398,7 @@ nonisolated extension Privtrak_V1_RegistryUser: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Privtrak_V1_RegistryTorrent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegistryTorrent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}info_hash\0\u{1}state\0\u{1}reason\0\u{3}upload_factor_percent\0\u{3}download_factor_percent\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}info_hash\0\u{1}state\0\u{1}reason\0\u{3}upload_factor_percent\0\u{3}download_factor_percent\0\u{3}v2_info_hash\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -402,6 +411,7 @@ nonisolated extension Privtrak_V1_RegistryTorrent: SwiftProtobuf.Message, SwiftP
       case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self._uploadFactorPercent) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self._downloadFactorPercent) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.v2InfoHash) }()
       default: break
       }
     }
@@ -427,6 +437,9 @@ nonisolated extension Privtrak_V1_RegistryTorrent: SwiftProtobuf.Message, SwiftP
     try { if let v = self._downloadFactorPercent {
       try visitor.visitSingularUInt32Field(value: v, fieldNumber: 5)
     } }()
+    if !self.v2InfoHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.v2InfoHash, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -436,6 +449,7 @@ nonisolated extension Privtrak_V1_RegistryTorrent: SwiftProtobuf.Message, SwiftP
     if lhs.reason != rhs.reason {return false}
     if lhs._uploadFactorPercent != rhs._uploadFactorPercent {return false}
     if lhs._downloadFactorPercent != rhs._downloadFactorPercent {return false}
+    if lhs.v2InfoHash != rhs.v2InfoHash {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -8,7 +8,7 @@ RUN_CONFIG ?= deploy/local/privtrak.yaml
 BROKER_PORT ?= 19092
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: run run-kafka test setup build release test-swift test-python test-e2e test-deploy test-faults broker-start broker-stop format format-check clean
+.PHONY: run run-kafka test setup build release test-swift test-python test-ledger-sql test-e2e test-deploy test-faults broker-start broker-stop format format-check clean
 
 setup:
 	scripts/setup
@@ -43,6 +43,11 @@ test-swift:
 test-python:
 	python3 -m pytest -q tests/python
 
+# The ledger's SQL (schemas/ledger/migrations) against a real PostgreSQL: a private
+# cluster on port 19532 (scripts/postgres), started and stopped by the tests.
+test-ledger-sql:
+	python3 -m pytest -q tests/ledger
+
 test-e2e:
 	swift build --product privtrak
 	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak E2E_PASSKEY=0123456789abcdef0123456789abcdef \
@@ -61,7 +66,7 @@ test-deploy:
 	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak deploy/check.sh
 
 # Everything, in one command: setup, broker, format check, build, Swift tests, Python tests,
-# deploy manifests, real-client end-to-end tests, fault suite. The broker is
+# ledger SQL tests, deploy manifests, real-client end-to-end tests, fault suite. The broker is
 # stopped whatever the outcome.
 test: setup
 	$(MAKE) broker-start
@@ -70,6 +75,7 @@ test: setup
 	$(MAKE) --no-print-directory build && \
 	$(MAKE) --no-print-directory test-swift && \
 	$(MAKE) --no-print-directory test-python && \
+	$(MAKE) --no-print-directory test-ledger-sql && \
 	$(MAKE) --no-print-directory test-deploy && \
 	$(MAKE) --no-print-directory test-e2e && \
 	$(MAKE) --no-print-directory test-faults

@@ -194,6 +194,9 @@ def test_concurrent_ledgers_with_overlapping_batches_end_exact(db_url):
     assert not errors, errors
     total = n_batches * per_batch
     assert results["a"][0] + results["b"][0] == total
+    # every delta either ledger saw is counted once: applied, skipped or duplicate
+    assert sum(results["a"]) == total and sum(results["b"]) == sum(len(b.d) for b in batches_b)
+    assert results["a"][2] + results["b"][2] > 0   # the overlap was skipped by offset
     with psycopg.connect(db_url) as c:
         assert one(c, "SELECT sum(uploaded), sum(downloaded) FROM privtrak.user_totals") == (
             total * (total + 1) // 2, total)

@@ -239,6 +239,16 @@ def test_seed_and_leech_time(db):
     assert apply(db, b3) == (3, 0, 0)
     assert ut(db, cols="seed_seconds, active") == (1700, False)
     assert one(db, "SELECT count(*) FROM privtrak.peer_sessions")[0] == 0
+    # Stop and restart inside one batch: the restart starts over too.
+    b4 = Batch(next_offsets=dict(b3.next_offsets))
+    c = b"C" * 20
+    b4.add(at_ms=t0 + 4_000_000, seeding=True, interval=0, event=1, seq=next(s), peer_id=c)
+    b4.add(at_ms=t0 + 4_100_000, seeding=True, interval=100, seq=next(s), peer_id=c)            # seed 100
+    b4.add(at_ms=t0 + 4_200_000, seeding=True, interval=100, event=3, seq=next(s), peer_id=c)   # seed 100
+    b4.add(at_ms=t0 + 4_250_000, seeding=True, interval=50, event=1, seq=next(s), peer_id=c)    # restart: 0
+    b4.add(at_ms=t0 + 4_350_000, seeding=True, interval=100, seq=next(s), peer_id=c)            # seed 100
+    assert apply(db, b4) == (5, 0, 0)
+    assert ut(db, cols="seed_seconds, active") == (2000, True)
 
 
 def test_seed_time_order_within_batch_follows_reported_at(db):

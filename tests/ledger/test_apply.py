@@ -373,3 +373,51 @@ def test_hundred_thousand_deltas_in_one_call(db):
     start = time.monotonic()
     assert db.execute(APPLY_SQL, args).fetchone() == (0, 0, n)
     print(f"apply_deltas: the same {n} again (all skipped) in {time.monotonic() - start:.2f} s")
+
+
+def test_concurrent_ledgers_on_different_partitions_share_users_without_deadlock(db_url):
+    """Two ledgers own different partitions (per-batch framing: one partition
+    per tracker process) and write the same users and torrents: rows are
+    upserted in key order, so neither waits on the other in a cycle."""
+    n_batches, per_batch, users = 30, 200, 50
+    errors, deadlocks, done = [], [], {}
+    barrier = threading.Barrier(2)
+
+    def run(partition):
+        try:
+            with psycopg.connect(db_url, autocommit=True) as c:
+                barrier.wait()
+                off = 0
+                applied = 0
+                for k in range(n_batches):
+                    b = Batch(next_offsets={})
+                    for i in range(per_batch):
+                        # reversed user order in one of them: the arrays' order must not matter
+                        u = (i % users) if partition == 0 else (users - 1 - i % users)
+                        b.add(user=1 + u, torrent=1 + i % 3, up=1, down=2, seq=k * per_batch + i + 1,
+                              instance=100 + partition, partition=partition, offset=off,
+                              peer_id=bytes([partition]) * 20, seeding=True, interval=10,
+                              event=3 if k == n_batches - 1 and i >= per_batch - users else 0)
+                        off += 1
+                    try:
+                        applied += apply(c, b)[0]
+                    except psycopg.errors.DeadlockDetected:
+                        deadlocks.append(partition)
+                        applied += apply(c, b)[0]
+                done[partition] = applied
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=run, args=(p,)) for p in (0, 1)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+    assert deadlocks == []
+    total = 2 * n_batches * per_batch
+    assert done == {0: total // 2, 1: total // 2}
+    with psycopg.connect(db_url) as c:
+        assert one(c, "SELECT sum(uploaded), sum(downloaded), count(*) FROM privtrak.user_totals") == (
+            total, 2 * total, users)
+        assert one(c, "SELECT sum(announces) FROM privtrak.user_torrents")[0] == total

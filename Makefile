@@ -6,9 +6,11 @@ SHELL := /bin/bash
 
 RUN_CONFIG ?= deploy/local/privtrak.yaml
 BROKER_PORT ?= 19092
+# The Swift tests' PostgreSQL (the ledger); tests/ledger starts its own on 19532.
+POSTGRES_PORT ?= 19432
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: run run-kafka test setup build release test-swift test-python test-ledger-sql test-e2e test-deploy test-faults broker-start broker-stop format format-check clean
+.PHONY: run run-kafka test setup build release test-swift test-python test-ledger-sql test-e2e test-deploy test-faults broker-start broker-stop postgres-start postgres-stop format format-check clean
 
 setup:
 	scripts/setup
@@ -38,7 +40,15 @@ broker-stop:
 	scripts/broker stop $(BROKER_PORT)
 
 test-swift:
-	. scripts/env.sh && KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(BROKER_PORT)} scripts/swift-test $(SWIFT_TEST_FLAGS)
+	. scripts/env.sh && KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(BROKER_PORT)} \
+		LEDGER_POSTGRES_URL=$${LEDGER_POSTGRES_URL:-$$(scripts/postgres url $(POSTGRES_PORT))} \
+		scripts/swift-test $(SWIFT_TEST_FLAGS)
+
+postgres-start:
+	scripts/postgres start $(POSTGRES_PORT)
+
+postgres-stop:
+	scripts/postgres stop $(POSTGRES_PORT)
 
 test-python:
 	python3 -m pytest -q tests/python
@@ -66,11 +76,12 @@ test-deploy:
 	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak deploy/check.sh
 
 # Everything, in one command: setup, broker, format check, build, Swift tests, Python tests,
-# ledger SQL tests, deploy manifests, real-client end-to-end tests, fault suite. The broker is
-# stopped whatever the outcome.
+# ledger SQL tests, deploy manifests, real-client end-to-end tests, fault suite. The broker
+# and the PostgreSQL cluster are stopped whatever the outcome.
 test: setup
 	$(MAKE) broker-start
-	trap '$(MAKE) --no-print-directory broker-stop' EXIT; \
+	$(MAKE) postgres-start
+	trap '$(MAKE) --no-print-directory broker-stop; $(MAKE) --no-print-directory postgres-stop' EXIT; \
 	$(MAKE) --no-print-directory format-check && \
 	$(MAKE) --no-print-directory build && \
 	$(MAKE) --no-print-directory test-swift && \

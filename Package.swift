@@ -20,6 +20,7 @@ let package = Package(
     .library(name: "KafkaSink", targets: ["KafkaSink"]),
     .library(name: "Registry", targets: ["Registry"]),
     .library(name: "RegistryKafka", targets: ["RegistryKafka"]),
+    .library(name: "Ledger", targets: ["Ledger"]),
     // Shipped like NIOTestUtils: test doubles and bounded waits other packages' tests can reuse.
     .library(name: "PrivtrakTestSupport", targets: ["PrivtrakTestSupport"]),
   ],
@@ -36,6 +37,7 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
   ],
   targets: [
     .target(
@@ -139,6 +141,19 @@ let package = Package(
       ],
       swiftSettings: strictSettings
     ),
+    // The ledger: the delta topic into PostgreSQL exactly once. Its own
+    // module because it alone needs a PostgreSQL client.
+    .target(
+      name: "Ledger",
+      dependencies: [
+        "DeltaModel", "DeltaWire", "KafkaSink", "BitTorrent",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+      ],
+      swiftSettings: strictSettings
+    ),
     .target(
       name: "PrivtrakService",
       dependencies: [
@@ -161,9 +176,13 @@ let package = Package(
       name: "privtrak",
       dependencies: [
         "PrivtrakService", "FileSink", "KafkaSink", "DeltaWire", "DeltaModel", "Accounting",
-        "BitTorrent", "Registry", "RegistryKafka",
+        "BitTorrent", "Registry", "RegistryKafka", "Ledger",
         "LoadGenerator",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "SystemPackage", package: "swift-system"),
       ],
       // main.swift holds the @main type; with more than one source file SwiftPM
@@ -259,6 +278,15 @@ let package = Package(
         "DeltaModel", "KafkaSink", "PrivtrakTestSupport",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "MetricsTestKit", package: "swift-metrics"),
+      ],
+      swiftSettings: strictSettings
+    ),
+    .testTarget(
+      name: "LedgerTests",
+      dependencies: [
+        "Ledger", "DeltaModel", "DeltaWire", "KafkaSink", "BitTorrent", "PrivtrakTestSupport",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings
     ),

@@ -57,16 +57,22 @@ public final class KafkaRecordReader {
   private var positions: [Int32: Int64] = [:]
   private var closed = false
 
-  /// Connects, looks the topic up and assigns all its partitions from the beginning.
+  /// Connects, looks the topic up and assigns its partitions (all of them,
+  /// or `onlyPartitions`), each from `startOffsets[partition]` or else from
+  /// the beginning.
   /// - Parameters:
   ///   - bootstrap: `host:port[,host:port]`.
   ///   - topic: the topic to read; it must exist.
   ///   - timeoutMilliseconds: bound of each metadata and watermark request.
   ///   - properties: extra librdkafka properties (applied last).
+  ///   - onlyPartitions: the partitions to read (a static assignment); nil
+  ///     reads every partition. One the topic lacks is an error.
+  ///   - startOffsets: where to start per partition (the next offset to read).
   /// - Throws: `KafkaDeltaReaderError`.
   public init(
     bootstrap: String, topic: String, timeoutMilliseconds: Int32 = 10_000,
-    properties: [String: String] = [:]
+    properties: [String: String] = [:], onlyPartitions: [Int32]? = nil,
+    startOffsets: [Int32: Int64] = [:]
   ) throws(KafkaDeltaReaderError) {
     self.topic = topic
     var settings: [String: String] = [
@@ -84,7 +90,12 @@ public final class KafkaRecordReader {
     settings.merge(properties) { _, extra in extra }
     let client = try Self.makeConsumer(settings)
     do {
-      let partitions = try Self.partitions(of: topic, client: client, timeout: timeoutMilliseconds)
+      let all = try Self.partitions(of: topic, client: client, timeout: timeoutMilliseconds)
+      let partitions = onlyPartitions.map { Array(Set($0)).sorted() } ?? all
+      if let missing = partitions.first(where: { !all.contains($0) }) {
+        throw KafkaDeltaReaderError.metadata(
+          message: "\(topic) has no partition \(missing) (it has \(all.count))")
+      }
       var ends: [Int32: Int64] = [:]
       for partition in partitions {
         var low: Int64 = 0
@@ -100,8 +111,12 @@ public final class KafkaRecordReader {
         ends[partition] = high
         // An empty (or fully deleted) partition is at its end before anything is read.
         if high <= low { positions[partition] = high }
+        if let start = startOffsets[partition] {
+          positions[partition] = max(positions[partition] ?? 0, start)
+        }
       }
-      try Self.assignFromBeginning(client: client, topic: topic, partitions: partitions)
+      try Self.assign(
+        client: client, topic: topic, partitions: partitions, startOffsets: startOffsets)
       self.partitions = partitions
       self.endOffsetsAtStart = ends
       self.client = client
@@ -239,14 +254,14 @@ public final class KafkaRecordReader {
       .map(\.id).sorted()
   }
 
-  private static func assignFromBeginning(
-    client: OpaquePointer, topic: String, partitions: [Int32]
+  private static func assign(
+    client: OpaquePointer, topic: String, partitions: [Int32], startOffsets: [Int32: Int64]
   ) throws(KafkaDeltaReaderError) {
     let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
     defer { rd_kafka_topic_partition_list_destroy(list) }
     for partition in partitions {
-      rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = Int64(
-        RD_KAFKA_OFFSET_BEGINNING)
+      rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset =
+        startOffsets[partition] ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
     }
     let code = rd_kafka_assign(client, list)
     guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {

@@ -10,12 +10,20 @@ public final class Readiness: Sendable {
     var sinkStarted = false
     var draining = false
     var sinkCheck: (@Sendable () -> String?)?
+    /// Replaces the tracker's conditions (another process's readiness).
+    var customCheck: (@Sendable () -> [String])?
   }
 
   private let state = Mutex(State())
 
   /// A new, not-ready state.
   public init() {}
+
+  /// The readiness of another process than the tracker (the ledger):
+  /// `check` returns why it is not ready, empty when it is.
+  public init(check: @escaping @Sendable () -> [String]) {
+    state.withLock { $0.customCheck = check }
+  }
 
   /// The frontends that must be listening before the instance is ready.
   func expect(frontends: some Sequence<String>) {
@@ -44,6 +52,7 @@ public final class Readiness: Sendable {
   /// Why the instance is not ready; empty when it is.
   public var unmetConditions: [String] {
     let (snapshot, check) = state.withLock { ($0, $0.sinkCheck) }
+    if let custom = snapshot.customCheck { return custom() }
     var reasons: [String] = []
     if snapshot.draining { reasons.append("shutting down") }
     for name in snapshot.expectedFrontends.subtracting(snapshot.listeningFrontends).sorted() {

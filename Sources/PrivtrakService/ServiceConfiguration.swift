@@ -101,6 +101,28 @@ public struct ServiceConfiguration: Sendable, Equatable {
   public var logLevel: String
   /// The site registry (`registry.*`).
   public var registry = RegistrySettings()
+  /// The ledger (`ledger.*`, read by `privtrak ledger` only).
+  public var ledger = LedgerSettings()
+
+  /// The `ledger.*` keys, as given; `privtrak ledger` parses the URLs.
+  public struct LedgerSettings: Sendable, Equatable {
+    /// The delta topic, `kafka://HOST:PORT[,HOST:PORT]/TOPIC`; empty: none given.
+    public var from = ""
+    /// The database, `postgresql://USER[:PASSWORD]@HOST:PORT/DB`; empty: none given.
+    public var to = ""
+    /// The PostgreSQL password (from `PRIVTRAK_LEDGER_PASSWORD`, a Secret;
+    /// wins over one in `to`); empty: none.
+    public var password = ""
+    /// Admin listener for `/metrics`, `/healthz`, `/readyz` (`nil` disables it).
+    public var adminListen: ListenAddress? = ListenAddress(host: "127.0.0.1", port: 9091)
+    /// A static assignment of partitions; empty: every partition.
+    public var partitions: [Int32] = []
+    /// Most Kafka records per PostgreSQL transaction.
+    public var maxBatchRecords = 5000
+
+    /// Creates the defaults.
+    public init() {}
+  }
 
   /// The `registry.*` keys.
   public struct RegistrySettings: Sendable, Equatable {
@@ -352,6 +374,23 @@ public struct ServiceConfiguration: Sendable, Equatable {
           + "registry: set registry.source to file:PATH or kafka://HOST:PORT")
     }
     config.registry = registry
+
+    var ledger = config.ledger
+    ledger.from = try reader.string("ledger.from", default: ledger.from)
+    ledger.to = try reader.string("ledger.to", default: ledger.to)
+    ledger.password = try reader.string("ledger.password", default: ledger.password)
+    ledger.adminListen = try listen(&reader, "ledger.admin", default: ledger.adminListen)
+    var partitions: [Int32] = []
+    for text in try reader.stringList("ledger.partitions") {
+      guard let partition = Int32(text), partition >= 0 else {
+        throw reader.fail("ledger.partitions", "expected partition numbers, got '\(text)'")
+      }
+      partitions.append(partition)
+    }
+    ledger.partitions = partitions.isEmpty ? ledger.partitions : partitions
+    ledger.maxBatchRecords = try reader.integer(
+      "ledger.max_batch_records", default: ledger.maxBatchRecords, range: 1...1_000_000)
+    config.ledger = ledger
 
     config.logLevel = try reader.string("log.level", default: config.logLevel)
     guard

@@ -14,7 +14,9 @@ struct Privtrak: AsyncParsableCommand {
     commandName: "privtrak",
     abstract:
       "A BitTorrent private tracker whose accounting middleware publishes exact per-user deltas.",
-    subcommands: [Serve.self, CheckConfig.self, Tail.self, Bench.self, RegistryCommand.self],
+    subcommands: [
+      Serve.self, CheckConfig.self, Tail.self, Bench.self, RegistryCommand.self, LedgerCommand.self,
+    ],
     defaultSubcommand: Serve.self)
 }
 

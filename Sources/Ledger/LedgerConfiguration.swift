@@ -1,0 +1,35 @@
+/// What the ledger reads, where it writes and how.
+public struct LedgerConfiguration: Sendable, Hashable {
+  /// The delta topic.
+  public var source: LedgerSource
+  /// The PostgreSQL database.
+  public var destination: LedgerDestination
+  /// A static assignment: the partitions this instance applies (several
+  /// ledger instances split a topic by giving each its own list); nil reads
+  /// every partition.
+  public var partitions: [Int32]?
+  /// Most Kafka records in one PostgreSQL transaction.
+  public var maxBatchRecords: Int
+  /// Extra librdkafka properties (applied last; `isolation.level` stays
+  /// `read_committed` unless overridden here).
+  public var kafkaProperties: [String: String]
+  /// First and largest wait between retries while Kafka or PostgreSQL is unreachable.
+  public var retryInitialBackoff: Duration
+  /// Largest wait between retries.
+  public var retryMaxBackoff: Duration
+
+  /// Creates a configuration.
+  public init(
+    source: LedgerSource, destination: LedgerDestination, partitions: [Int32]? = nil,
+    maxBatchRecords: Int = 5000, kafkaProperties: [String: String] = [:],
+    retryInitialBackoff: Duration = .milliseconds(200), retryMaxBackoff: Duration = .seconds(10)
+  ) {
+    self.source = source
+    self.destination = destination
+    self.partitions = partitions
+    self.maxBatchRecords = maxBatchRecords
+    self.kafkaProperties = kafkaProperties
+    self.retryInitialBackoff = retryInitialBackoff
+    self.retryMaxBackoff = retryMaxBackoff
+  }
+}

@@ -31,6 +31,11 @@ public struct AccountingConfiguration: Sendable, Equatable {
   public var gcInterval: Duration
   /// When true, `stopped` always emits a final delta, even with zero bytes.
   public var emitStopped: Bool
+  /// When true, every announce of a known entry emits a delta, even one
+  /// that moved no bytes: a consumer then sees every interval, so seed time
+  /// (and hit-and-run) counts an idle seeder. Off, idle announces emit
+  /// nothing (fewer deltas; seed time then sees only moving intervals).
+  public var emitIdleAnnounces = false
   /// When true, deltas carry the announcing client's IP address.
   public var recordClientIP: Bool
   /// When true, deltas carry the announcing client's peer id.

@@ -134,7 +134,9 @@ enum AccountingRules {
       case .started: event = .started
       case .stopped: event = .stopped
       }
-      emit = moved || reset || (request.event == .stopped && configuration.emitStopped)
+      emit =
+        moved || reset || configuration.emitIdleAnnounces
+        || (request.event == .stopped && configuration.emitStopped)
     }
     let emitted =
       emit

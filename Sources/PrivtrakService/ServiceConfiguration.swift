@@ -268,6 +268,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
       "accounting.retry_in_minutes", default: accounting.retryInMinutes, range: 1...1440)
     accounting.emitStopped = try reader.bool(
       "accounting.emit_stopped", default: accounting.emitStopped)
+    accounting.emitIdleAnnounces = try reader.bool(
+      "accounting.emit_idle_announces", default: accounting.emitIdleAnnounces)
     accounting.recordClientIP = try reader.bool(
       "accounting.record_client_ip", default: accounting.recordClientIP)
     accounting.recordPeerID = try reader.bool(

@@ -29,6 +29,26 @@ struct AccountingRulesTests {
   }
 
   @Test(
+    "emit_idle_announces: a byte-less announce of a known entry emits a zero-byte delta with its interval"
+  )
+  func idleAnnouncesEmitWhenAskedTo() async throws {
+    var configuration = AccountingConfiguration.forTesting()
+    configuration.emitIdleAnnounces = true
+    let sink = CollectingTestSink()
+    let harness = await AccountingHarness(configuration: configuration, sink: sink)
+    try await harness.announce(client, uploaded: 0, downloaded: 0, left: 0, event: .started)
+    harness.trackerClock.advance(seconds: 1800)
+    try await harness.announce(client, uploaded: 0, downloaded: 0, left: 0)
+    harness.trackerClock.advance(seconds: 1700)
+    try await harness.announce(client, uploaded: 10, downloaded: 0, left: 0)
+    await harness.middleware.flush()
+    // The first announce has no baseline: still nothing; then every interval.
+    #expect(sink.deltas.map(\.intervalSeconds) == [1800, 1700])
+    #expect(sink.deltas.map(\.uploaded) == [0, 10])
+    #expect(sink.deltas.allSatisfy { $0.seeding && $0.event == .none })
+  }
+
+  @Test(
     "later announce with counters ≥ baseline: current − baseline, event carried, baseline advanced")
   func laterAnnounceEmitsDifferenceAndAdvances() async throws {
     let sink = CollectingTestSink()

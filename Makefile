@@ -10,7 +10,7 @@ BROKER_PORT ?= 19092
 POSTGRES_PORT ?= 19432
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: run run-kafka test setup build release test-swift test-python test-ledger-sql test-e2e test-deploy test-faults broker-start broker-stop postgres-start postgres-stop format format-check clean
+.PHONY: run run-kafka run-stack test setup build release test-swift test-python test-ledger-sql test-e2e test-deploy test-faults broker-start broker-stop postgres-start postgres-stop format format-check clean
 
 setup:
 	scripts/setup
@@ -32,6 +32,11 @@ run-kafka: setup release
 	. scripts/env.sh && PRIVTRAK_KAFKA_ALLOW_TOPIC_AUTO_CREATION=true \
 		exec .build/release/privtrak serve --config $(RUN_CONFIG) \
 		--sink kafka://127.0.0.1:$(BROKER_PORT)/privtrak.deltas
+
+# Broker + PostgreSQL + tracker + ledger, the whole pipeline on one machine
+# (scripts/run-stack prints a psql line to watch the totals).
+run-stack: setup release
+	scripts/run-stack $(RUN_CONFIG)
 
 broker-start:
 	. scripts/env.sh && scripts/broker start $(BROKER_PORT)

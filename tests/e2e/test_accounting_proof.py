@@ -22,8 +22,21 @@ the v1 hash (registered with its v1 hash alone, in `torrents: any` mode, the
 same run credits each user exactly twice its bytes: 1 572 864 for 786 432);
 and v2-only, registered by its v2 hash, whose deltas carry its first 20 bytes.
 
-Needs PRIVTRAK_BIN, Tansu (scripts/setup; PRIVTRAK_TANSU or .runtime/bin/tansu)
-and librdkafka >= 2.2 (.runtime/lib, added to LD_LIBRARY_PATH here).
+Then the topic goes into PostgreSQL: `privtrak ledger --from kafka://... --to
+postgresql://... --admin off` runs against a fresh database of a private
+cluster (tests/e2e/ledger_support.py: scripts/postgres on port 19535, started
+once per session, queried with the psql CLI) until `privtrak.user_totals`
+holds the clients' counters (polled, at most 60 s), and then must exit 0
+within 15 s of SIGTERM. Its stored `partition_offsets` must be, per
+partition, the offset after the topic's last committed record (read with
+kcat); the seeder's user must have uploaded, and the leecher's user
+downloaded, exactly what libtorrent counted; the leecher's
+`user_torrents.completed_at` on the torrent's key hash must be set, and the
+torrent's `torrent_totals.snatches` be 1. The cluster is stopped at session end.
+
+Needs PRIVTRAK_BIN, Tansu (scripts/setup; PRIVTRAK_TANSU or .runtime/bin/tansu),
+librdkafka >= 2.2 (.runtime/lib, added to LD_LIBRARY_PATH here), PostgreSQL
+(/usr/lib/postgresql/*/bin, psql) and kcat.
 The broker gets a free port (never 19092, which `make test` uses).
 """
 
@@ -43,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 from clients import LT_IMPORT_ERROR, TORRENT_KINDS, make_torrent  # noqa: E402
 from e2e_helpers import sha256_file, write_random_file  # noqa: E402
 from harness import Broker, Tracker  # noqa: E402
+from ledger_support import LedgerDb, LedgerProcess, committed_ends, ledger_db, pg_cluster  # noqa: E402,F401
 from privtrak_cli import RegistryCLI  # noqa: E402
 from support.common import runtime_env, wait_until  # noqa: E402
 from support.ports import free_port  # noqa: E402
@@ -87,13 +101,13 @@ def per_user(deltas: list) -> dict:
 
 
 @pytest.mark.parametrize("kind", TORRENT_KINDS)
-def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers, kind: str):
+def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers, ledger_db: LedgerDb, kind: str):
     binary = os.environ.get("PRIVTRAK_BIN", "").strip()
     if not binary:
         pytest.fail("PRIVTRAK_BIN is required", pytrace=False)
     binary = os.path.abspath(binary)  # privtrak runs in the test's temp dir
     broker = Broker(free_port(), tmp_path)
-    tracker = None
+    tracker = ledger = None
     try:
         broker.start()
         topic = f"e2e-accounting-proof-{kind}"
@@ -199,7 +213,43 @@ def test_real_clients_accounting_reaches_kafka_exactly(tmp_path: Path, lt_peers,
         # with an unregistered passkey) were refused silently, leaving no delta.
         assert ours == deltas, [d for d in deltas if d not in ours]
         assert not {d["user_id"] for d in deltas} & {SEEDER_PASSKEY, LEECHER_PASSKEY}
+
+        # The ledger: the topic into PostgreSQL, the same figures there.
+        seeder_key, leecher_key = bytes.fromhex(seeder_user), bytes.fromhex(leecher_user)
+        ledger = LedgerProcess(binary, tmp_path, broker.bootstrap, topic, ledger_db).start()
+        why = lambda: ledger_db.describe() + "\n" + ledger.describe()  # noqa: E731
+
+        def applied():
+            if not ledger.alive():
+                raise AssertionError(f"privtrak ledger exited early\n{why()}")
+            got = ledger_db.user_totals()
+            return (got.get(seeder_key, (None, None))[0] == client_seeder_up
+                    and got.get(leecher_key, (None, None))[1] == client_leecher_down)
+
+        wait_until(applied, 60, "privtrak.user_totals to hold the clients' counters", interval=0.2,
+                   on_timeout=why)
+        ends = committed_ends(broker.bootstrap, topic)
+        assert ends and sum(ends.values()) > 0, ends
+        wait_until(lambda: ledger_db.offsets(topic) == ends, 15,
+                   f"privtrak.partition_offsets to reach the topic's end {ends}", interval=0.2, on_timeout=why)
+        rc = ledger.terminate(15)
+        assert rc == 0, f"privtrak ledger: exit code {rc} after SIGTERM (None: still running after 15 s)\n{why()}"
+        db_totals = ledger_db.user_totals()
+        offsets = ledger_db.offsets(topic)
+        print(f"FAULT-FIGURES real-clients-ledger[{kind}]: pg_seeder={db_totals.get(seeder_key)} "
+              f"pg_leecher={db_totals.get(leecher_key)} offsets={offsets} topic_ends={ends}")
+        assert offsets == ends, f"stored offsets {offsets} != the topic's ends {ends}\n{why()}"
+        assert db_totals[seeder_key][0] == client_seeder_up, (db_totals, client_seeder_up, why())
+        assert db_totals[leecher_key][1] == client_leecher_down, (db_totals, client_leecher_down, why())
+        # Both users are the deltas' (the same totals as consumed above), no one else.
+        assert db_totals == {bytes.fromhex(u): t for u, t in totals.items()}, (db_totals, totals, why())
+        completed = ledger_db.completed_at(leecher_key, info_hash)
+        assert completed, f"user_torrents.completed_at of the leecher on {info_hash.hex()}: {completed!r}\n{why()}"
+        pg_snatches = ledger_db.snatches(info_hash)
+        assert pg_snatches == 1, f"torrent_totals.snatches of {info_hash.hex()}: {pg_snatches}\n{why()}"
     finally:
+        if ledger is not None:
+            ledger.stop()
         if tracker is not None:
             tracker.stop()
         broker.stop()

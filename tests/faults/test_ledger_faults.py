@@ -1,0 +1,442 @@
+"""The ledger (`privtrak ledger`: delta topic -> PostgreSQL) under faults.
+
+The deltas are real: a privtrak tracker with accounting publishes them to a
+Tansu topic (per-delta framing, keyed by user, several partitions) while
+Python drives it with thousands of HTTP and UDP announces for a dozen users
+(known passkeys). That topic is produced ONCE for the module and then only
+read: each test applies it into a fresh PostgreSQL database of a private
+cluster (scripts/postgres, port 19536) with `ledger.max_batch_records: 50`,
+so the ledger needs many transactions, and injects its fault:
+
+1. the ledger is SIGKILLed once it has applied some but not all of the
+   topic (stored offsets above 0 and below the end), then restarted;
+2. PostgreSQL is stopped (`scripts/postgres stop`, a fast shutdown) and
+   started while the ledger applies; the ledger must notice (a retry
+   counted in /metrics) within NOTICE_S, never exit, converge once
+   PostgreSQL is back, and still exit 0 on SIGTERM after. If it does not
+   notice, PostgreSQL is started anyway and the failure says whether it
+   converged later, its sockets to PostgreSQL and its metrics.
+
+"Done" is exact: user_totals equals the truth AND the stored next offsets
+reach each partition's high watermark (past the last delta there are the
+tracker's commit markers and the harness reader's sentinel records, which
+the ledger stores in rejected_records); user_torrents.announces then sums
+to the number of distinct deltas (nothing applied twice).
+
+Either way `privtrak.user_totals` must end EXACTLY equal to the ground
+truth: the topic read back independently (read_committed, deduplicated by
+origin (instance, sequence)), which must itself equal the bytes of the
+accepted announces (harness.Ledger). Every wait polls a real condition
+under a deadline; a FAULT-FIGURES line per test gives the figures.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import pytest
+
+from harness import (HOST, Broker, Ledger, LoadDriver, Tracker, compare, establish, free_port, make_entries,
+                     read_topic_recovering, report, settle)
+from support.common import REPO, DeadlineExceeded, runtime_env, stop_process_group, tail, wait_until
+
+PG_PORT = 19536
+PG_SCRIPT = REPO / "scripts" / "postgres"
+TOPIC = "faults-ledger"
+PARTITIONS = 4
+MAX_BATCH_RECORDS = 50
+TARGET_DELTAS = 6000
+NOTICE_S = 15.0  # a ledger whose PostgreSQL went away must notice (retry) within this
+
+
+def pg(cmd: str) -> None:
+    out = subprocess.run([str(PG_SCRIPT), cmd, str(PG_PORT)], capture_output=True, timeout=90)
+    assert out.returncode == 0, f"scripts/postgres {cmd} {PG_PORT}: {out.stderr.decode(errors='replace')}"
+
+
+def pg_connect(db: str):
+    import psycopg
+    return psycopg.connect(f"host={HOST} port={PG_PORT} user=postgres dbname={db} connect_timeout=2",
+                           autocommit=True)
+
+
+class Db:
+    """Read-only view of one ledger database; reconnects after an outage."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.conn = None
+
+    def query(self, sql: str):
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = pg_connect(self.name)
+            with self.conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall()
+        except Exception:
+            self.close()
+            raise
+
+    def offsets_sum(self) -> int:
+        """Sum of the stored next offsets (0 before the schema exists)."""
+        exists = self.query("SELECT to_regclass('privtrak.partition_offsets') IS NOT NULL")[0][0]
+        if not exists:
+            return 0
+        return int(self.query("SELECT coalesce(sum(next_offset), 0) FROM privtrak.partition_offsets "
+                              f"WHERE topic = '{TOPIC}'")[0][0])
+
+    def totals(self) -> Dict[str, Tuple[int, int]]:
+        exists = self.query("SELECT to_regclass('privtrak.user_totals') IS NOT NULL")[0][0]
+        if not exists:
+            return {}
+        return {bytes(u).hex(): (int(up), int(down))
+                for u, up, down in self.query("SELECT user_id, uploaded, downloaded FROM privtrak.user_totals")}
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - the server may be gone
+                pass
+        self.conn = None
+
+
+class LedgerProcess:
+    """`privtrak ledger` with its own config file and admin port; restartable."""
+
+    def __init__(self, binary: str, workdir: Path, bootstrap: str, db: str):
+        self.binary, self.workdir = binary, workdir
+        self.bootstrap, self.db = bootstrap, db
+        self.config_path = workdir / f"ledger-{db}.yaml"
+        self.config_path.write_text(f"ledger:\n  max_batch_records: {MAX_BATCH_RECORDS}\n")
+        self.log_path = workdir / f"ledger-{db}.log"
+        self.admin_port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.starts = 0
+        self.transactions_before = 0  # committed by earlier (killed) processes, as their metrics last showed
+        self.retries_before = 0
+        self.last_metrics: Dict[str, float] = {}
+
+    def start(self) -> "LedgerProcess":
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"=== ledger start {self.starts}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [self.binary, "ledger", "--config", str(self.config_path),
+                 "--from", f"kafka://{self.bootstrap}/{TOPIC}",
+                 "--to", f"postgresql://postgres@{HOST}:{PG_PORT}/{self.db}",
+                 "--admin", f"{HOST}:{self.admin_port}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=runtime_env(),
+                cwd=str(self.workdir), start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def metrics(self) -> Dict[str, float]:
+        """privtrak_ledger_* counters of this process (empty if unreachable)."""
+        try:
+            c = http.client.HTTPConnection(HOST, self.admin_port, timeout=2)
+            try:
+                c.request("GET", "/metrics")
+                body = c.getresponse().read().decode(errors="replace")
+            finally:
+                c.close()
+        except OSError:
+            return self.last_metrics
+        out = {}
+        for line in body.splitlines():
+            if line.startswith("privtrak_ledger_"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    out[name.split("{")[0]] = float(value)
+                except ValueError:
+                    pass
+        self.last_metrics = out
+        return out
+
+    def transactions(self) -> int:
+        return self.transactions_before + int(self.metrics().get("privtrak_ledger_transactions_total", 0))
+
+    def retries(self) -> int:
+        return self.retries_before + int(self.metrics().get("privtrak_ledger_retries_total", 0))
+
+    def kill(self) -> int:
+        m = self.metrics()
+        self.proc.send_signal(signal.SIGKILL)
+        rc = self.proc.wait(timeout=10)
+        self.transactions_before += int(m.get("privtrak_ledger_transactions_total", 0))
+        self.retries_before += int(m.get("privtrak_ledger_retries_total", 0))
+        self.last_metrics = {}
+        return rc
+
+    def terminate(self, timeout: float) -> Optional[int]:
+        self.metrics()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        stop_process_group(self.proc)
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode(errors="replace")
+
+    def describe(self) -> str:
+        rc = None if self.proc is None else self.proc.poll()
+        return f"--- ledger {self.db} rc={rc}\n{tail(self.log_path, 30)}"
+
+
+class Topic:
+    """The module's delta topic and its ground truth."""
+
+    def __init__(self, bootstrap: str, truth: Dict[str, Tuple[int, int]], deltas: int, records: int,
+                 end: int, ends: Dict[int, int], accepted: int):
+        self.bootstrap, self.truth, self.deltas, self.records = bootstrap, truth, deltas, records
+        self.end, self.ends, self.accepted = end, ends, accepted
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    pg("start")
+    try:
+        yield
+    finally:
+        pg("stop")
+
+
+@pytest.fixture(scope="module")
+def topic(privtrak_bin: str, tmp_path_factory, postgres) -> Topic:
+    """One broker, one topic of several thousand real deltas, the tracker stopped (exit 0)."""
+    workdir = tmp_path_factory.mktemp("ledger-topic")
+    broker = Broker(free_port(), workdir)
+    tracker: Optional[Tracker] = None
+    try:
+        broker.start()
+        broker.create_topic(TOPIC, partitions=PARTITIONS)
+        tracker = Tracker(privtrak_bin, workdir, bootstrap=broker.bootstrap, topic=TOPIC, name="ledger-src",
+                          accounting={"batch_size": 100, "max_pending_deltas": 20000})
+        tracker.start()
+        entries = make_entries(users=12, torrents=5, clients_per_user=2, seed=77)
+        ledger = Ledger()
+        establish(tracker, entries, ledger)
+        load = LoadDriver(tracker, entries, ledger, workers=6, max_announces=TARGET_DELTAS, seed=77).start()
+        try:
+            wait_until(lambda: load.sent >= TARGET_DELTAS and not any(t.is_alive() for t in load.threads), 180,
+                       f"{TARGET_DELTAS} announces ({ledger.summary()})", interval=0.1,
+                       on_timeout=tracker.describe)
+        finally:
+            load.stop()
+        settle(tracker, entries, ledger)
+        rc = tracker.terminate(timeout=30)
+        assert rc == 0, f"tracker exit code {rc} after SIGTERM\n{tracker.describe()}"
+        contents = read_topic_recovering(broker, TOPIC, [tracker.transactional_id])
+        truth = contents.totals()
+        diff = compare(ledger.truth(), truth)
+        assert diff == {}, f"the topic does not hold the accepted announces' bytes (tracker, not ledger): {diff}"
+        used = {p for (p, _) in contents.where}
+        assert len(used) >= 2, f"deltas on partitions {sorted(used)} only: want several"
+        # Where the ledger must end: each partition's high watermark, now that
+        # nothing writes any more (past the last delta: the tracker's commit
+        # markers and the reader's sentinel records, which the ledger stores
+        # as rejected records).
+        ends = high_watermarks(broker.bootstrap, TOPIC)
+        last_delta = max(off for (_, off) in contents.where)
+        assert sum(ends.values()) > last_delta, (ends, last_delta)
+        t = Topic(broker.bootstrap, truth, len(contents.unique()), contents.records, sum(ends.values()), ends,
+                  ledger.accepted_count())
+        print(f"\nledger topic: {t.deltas} deltas in {t.records} records, partition ends {ends}, "
+              f"{len(truth)} users, {t.accepted} accepted announces", flush=True)
+        assert t.deltas >= 3000, f"only {t.deltas} deltas"
+        yield t
+    finally:
+        if tracker is not None:
+            tracker.stop()
+        broker.stop()
+
+
+def high_watermarks(bootstrap: str, topic: str) -> Dict[int, int]:
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"faults-ledger-hw-{os.getpid()}",
+                  "enable.auto.commit": False, "isolation.level": "read_committed"})
+    try:
+        md = c.list_topics(topic, timeout=10)
+        from confluent_kafka import TopicPartition
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in sorted(md.topics[topic].partitions)}
+    finally:
+        c.close()
+
+
+def pg_sockets(led: "LedgerProcess") -> str:
+    """The ledger's TCP connections to PostgreSQL (ss), for a failure message."""
+    out = subprocess.run(["ss", "-tnp"], capture_output=True, text=True)
+    mine = [line.split()[3:5] for line in out.stdout.splitlines()
+            if f"pid={led.proc.pid}," in line and line.split()[4].endswith(f":{PG_PORT}")]
+    return f"ledger sockets to PostgreSQL: {mine or 'none'}"
+
+
+def fresh_db(name: str) -> Db:
+    admin = pg_connect("privtrak")
+    try:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        admin.close()
+    return Db(name)
+
+
+def wait_mid_run(db: Db, led: LedgerProcess, topic: Topic, timeout: float = 60.0) -> int:
+    """Polls the stored offsets until about a third of the topic, but not
+    all of it, is applied; that sum."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not led.alive():
+            raise AssertionError(f"the ledger exited\n{led.describe()}")
+        try:
+            applied = db.offsets_sum()
+        except Exception:  # noqa: BLE001 - schema being created / not yet reachable
+            applied = 0
+        if topic.end // 3 <= applied < topic.end:
+            return applied
+        if applied >= topic.end:
+            raise AssertionError(f"the ledger applied the whole topic ({applied} offsets) before the fault "
+                                 f"could be injected: more deltas needed")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no offsets stored within {timeout}s\n{led.describe()}")
+        time.sleep(0.005)
+
+
+def wait_exact(db: Db, led: LedgerProcess, topic: Topic, timeout: float = 120.0) -> None:
+    """Until user_totals equals the truth and the stored offsets reached the topic's end."""
+    def done():
+        if not led.alive():
+            raise AssertionError(f"the ledger exited\n{led.describe()}")
+        return db.totals() == topic.truth and db.offsets_sum() >= topic.end
+
+    def why() -> str:
+        try:
+            got, offsets = db.totals(), db.offsets_sum()
+        except Exception as exc:  # noqa: BLE001
+            return f"database unreadable: {exc!r}\n{led.describe()}"
+        return (f"offsets {offsets}/{topic.end}; differences {compare(topic.truth, got)}\n{led.describe()}")
+
+    wait_until(done, timeout, "privtrak.user_totals to equal the ground truth", interval=0.1, on_timeout=why)
+
+
+def final_checks(db: Db, led: LedgerProcess, topic: Topic) -> Dict[str, int]:
+    got = db.totals()
+    assert compare(topic.truth, got) == {}, compare(topic.truth, got)
+    offsets = dict(db.query(f"SELECT partition, next_offset FROM privtrak.partition_offsets WHERE topic = '{TOPIC}'"))
+    assert offsets == topic.ends, f"stored offsets {offsets} != partition ends {topic.ends}"
+    applied = int(db.query("SELECT coalesce(sum(announces), 0) FROM privtrak.user_torrents")[0][0])
+    assert applied == topic.deltas, f"{applied} deltas counted in user_torrents.announces, topic has {topic.deltas}"
+    rejected = int(db.query("SELECT count(*) FROM privtrak.rejected_records")[0][0])
+    return {"announces": applied, "rejected": rejected}
+
+
+def test_ledger_sigkill_mid_run_then_restart(privtrak_bin, topic, tmp_path):
+    db = fresh_db(f"ledger_faults_kill_{os.getpid()}")
+    led = LedgerProcess(privtrak_bin, tmp_path, topic.bootstrap, db.name)
+    try:
+        started = time.monotonic()
+        led.start()
+        at_kill = wait_mid_run(db, led, topic)
+        rc = led.kill()
+        assert rc == -signal.SIGKILL, rc
+        stored_after_kill = db.offsets_sum()
+        assert 0 < stored_after_kill < topic.end, (stored_after_kill, topic.end)
+        partial = db.totals()
+        assert partial != topic.truth, "the killed ledger had already applied everything"
+        restarted = time.monotonic()
+        led.start()
+        wait_exact(db, led, topic)
+        recovery = time.monotonic() - restarted
+        figures = final_checks(db, led, topic)
+        transactions = led.transactions()
+        rc = led.terminate(timeout=30)
+        assert rc == 0, f"ledger exit code {rc} after SIGTERM\n{led.describe()}"
+        report("ledger-sigkill", deltas=topic.deltas, records=topic.records, partitions=len(topic.ends),
+               max_batch_records=MAX_BATCH_RECORDS, offsets_at_kill=f"{stored_after_kill}/{topic.end}",
+               transactions_after_restart=transactions - led.transactions_before,
+               transactions_before_kill_seen=led.transactions_before, users=len(topic.truth),
+               restart_to_exact_s=f"{recovery:.2f}", total_s=f"{time.monotonic() - started:.2f}",
+               announces_applied=figures["announces"],
+               rejected_records=figures["rejected"], polled_mid_run_at=at_kill)
+    finally:
+        led.stop()
+        db.close()
+
+
+def test_postgres_restart_under_load(privtrak_bin, topic, tmp_path):
+    db = fresh_db(f"ledger_faults_pgrestart_{os.getpid()}")
+    led = LedgerProcess(privtrak_bin, tmp_path, topic.bootstrap, db.name)
+    try:
+        started = time.monotonic()
+        led.start()
+        at_stop = wait_mid_run(db, led, topic)
+        db.close()
+        stopping = time.monotonic()
+        pg("stop")
+        stopped = time.monotonic()
+        assert led.alive(), f"the ledger exited when PostgreSQL stopped\n{led.describe()}"
+        # The outage lasts until the ledger has seen it (a retry counted:
+        # the fault hit it mid-run), at most NOTICE_S; then PostgreSQL comes
+        # back whatever happened, and the ledger must still converge.
+        try:
+            wait_until(lambda: led.retries() > 0 or not led.alive(), NOTICE_S,
+                       "the ledger to notice PostgreSQL is down (a retry counted)", interval=0.05)
+            noticed = True
+        except DeadlineExceeded:
+            noticed = False
+            stuck = f"{pg_sockets(led)}; metrics {led.metrics()}"
+        assert led.alive(), f"the ledger exited while PostgreSQL was down\n{led.describe()}"
+        retries_down = led.retries()
+        pg("start")
+        up = time.monotonic()
+        outage = up - stopping
+        if not noticed:
+            # Whether it ever recovers with PostgreSQL back is the finding's second half.
+            try:
+                wait_exact(db, led, topic, timeout=60)
+                after = "then converged once PostgreSQL was back"
+            except DeadlineExceeded as exc:
+                after = f"and did not converge within 60 s of PostgreSQL being back: {exc}"
+            rc = led.terminate(timeout=15)
+            report("ledger-postgres-restart", deltas=topic.deltas, offsets_at_stop=f"{at_stop}/{topic.end}",
+                   noticed=False, retries=led.retries(), outage_s=f"{outage:.2f}",
+                   offsets_at_end=f"{db.offsets_sum()}/{topic.end}", sigterm_exit_code=rc)
+            raise AssertionError(
+                f"the ledger did not notice PostgreSQL stopping within {NOTICE_S:.0f} s (offsets {at_stop}/"
+                f"{topic.end} at the stop): no retry counted, no error logged, no progress; while down: "
+                f"{stuck}; {after}; exit code after SIGTERM: {rc}")
+        wait_exact(db, led, topic)
+        recovery = time.monotonic() - up
+        figures = final_checks(db, led, topic)
+        assert led.alive(), led.describe()
+        retries = led.retries()
+        transactions = led.transactions()
+        assert "retrying in" in led.log(), f"no retry logged\n{led.describe()}"
+        rc = led.terminate(timeout=30)
+        assert rc == 0, f"ledger exit code {rc} after SIGTERM\n{led.describe()}"
+        report("ledger-postgres-restart", deltas=topic.deltas, records=topic.records, partitions=len(topic.ends),
+               max_batch_records=MAX_BATCH_RECORDS, offsets_at_stop=f"{at_stop}/{topic.end}",
+               transactions=transactions, retries=retries, retries_while_down=retries_down,
+               pg_stop_s=f"{stopped - stopping:.2f}", outage_s=f"{outage:.2f}",
+               pg_up_to_exact_s=f"{recovery:.2f}", total_s=f"{time.monotonic() - started:.2f}",
+               users=len(topic.truth), announces_applied=figures["announces"],
+               rejected_records=figures["rejected"], exit_code=rc)
+    finally:
+        led.stop()
+        db.close()
+        pg("start")  # whatever happened, the module's cluster is left running for the next test

@@ -13,6 +13,10 @@ public struct LedgerConfiguration: Sendable, Hashable {
   /// Extra librdkafka properties (applied last; `isolation.level` stays
   /// `read_committed` unless overridden here).
   public var kafkaProperties: [String: String]
+  /// Longest wait for one batch's apply statement; past it (or when the
+  /// connection closes under it) the connection is dropped and the batch
+  /// retried from the stored offsets.
+  public var applyTimeout: Duration = .seconds(30)
   /// First and largest wait between retries while Kafka or PostgreSQL is unreachable.
   public var retryInitialBackoff: Duration
   /// Largest wait between retries.

@@ -64,7 +64,7 @@ public final class LedgerRunner: Sendable {
       do {
         try await session()
         return
-      } catch let error as LedgerStoreError {
+      } catch let error as LedgerStoreError where !error.isRetryable {
         throw error
       } catch is CancellationError {
         return
@@ -145,11 +145,11 @@ public final class LedgerRunner: Sendable {
         await Task.yield()
         continue
       }
-      // Shielded from cancellation: a SIGTERM lets the statement in flight
-      // finish and its outcome be counted (a cancelled query could commit
-      // with nobody knowing).
-      let pending = batch
-      let outcome = try await Task { try await store.apply(pending, topic: topic) }.value
+      // Not cancelled by a SIGTERM: the statement in flight finishes and its
+      // outcome is counted (a cancelled query could commit with nobody
+      // knowing); bounded by the apply timeout and the connection's life.
+      let outcome = try await store.apply(
+        batch, topic: topic, timeout: configuration.applyTimeout)
       metrics.transactions.increment()
       metrics.applied.increment(by: outcome.applied)
       metrics.duplicates.increment(by: outcome.duplicates)

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import Synchronization
 
 /// What one `apply_deltas` call did.
 public struct ApplyOutcome: Sendable, Hashable {
@@ -25,10 +26,21 @@ public struct ApplyOutcome: Sendable, Hashable {
 public enum LedgerStoreError: Error, Sendable, CustomStringConvertible {
   /// A migration failed to apply; the ledger refuses to start.
   case migrationFailed(file: String, message: String)
+  /// The apply statement did not answer in time, or its connection closed
+  /// under it (a server shutdown can leave a query waiting forever): the
+  /// connection is dropped and the batch retried from the stored offsets.
+  case applyAbandoned(reason: String)
   /// A migration already applied differs from the embedded one.
   case migrationChanged(file: String, recorded: String, embedded: String)
   /// The database holds migrations this binary does not know (it is older).
   case unknownMigration(version: Int)
+
+  /// Whether the ledger retries after it (only an abandoned apply); the
+  /// others stop the start.
+  public var isRetryable: Bool {
+    if case .applyAbandoned = self { return true }
+    return false
+  }
 
   public var description: String {
     switch self {
@@ -36,6 +48,8 @@ public enum LedgerStoreError: Error, Sendable, CustomStringConvertible {
       "ledger migration \(file) failed: \(message)"
     case .migrationChanged(let file, let recorded, let embedded):
       "ledger migration \(file) was changed after it was applied (checksum \(recorded.prefix(12))… in the database, \(embedded.prefix(12))… here)"
+    case .applyAbandoned(let reason):
+      "the apply statement was abandoned: \(reason)"
     case .unknownMigration(let version):
       "the database has ledger migration \(version), which this privtrak does not know: run a newer privtrak"
     }
@@ -164,6 +178,45 @@ public final class PostgresLedgerStore: Sendable {
     return offsets
   }
 
+  /// Applies `batch` and advances its partitions' offsets, in one statement,
+  /// and waits for the answer at most `timeout`, or until the connection
+  /// closes: then throws ``LedgerStoreError/applyAbandoned(reason:)`` (the
+  /// statement may or may not have committed; the stored offsets tell).
+  /// Not cancelled by its caller's cancellation: a statement sent is
+  /// answered (a SIGTERM lets it finish).
+  public func apply(_ batch: LedgerBatch, topic: String, timeout: Duration) async throws
+    -> ApplyOutcome
+  {
+    let outcome = OneShot<ApplyOutcome>()
+    let query = Task {
+      do {
+        outcome.finish(.success(try await self.apply(batch, topic: topic)))
+      } catch {
+        outcome.finish(.failure(error))
+      }
+    }
+    let watchdog = Task { [connection] in
+      let deadline = ContinuousClock.now + timeout
+      while !outcome.isFinished {
+        if connection.isClosed {
+          outcome.finish(.failure(LedgerStoreError.applyAbandoned(reason: "connection closed")))
+          return
+        }
+        if ContinuousClock.now >= deadline {
+          outcome.finish(
+            .failure(LedgerStoreError.applyAbandoned(reason: "no answer within \(timeout)")))
+          return
+        }
+        try? await Task.sleep(for: .milliseconds(50))  // watching, not synchronising
+      }
+    }
+    defer {
+      watchdog.cancel()
+      _ = query
+    }
+    return try await outcome.value()
+  }
+
   /// Applies `batch` and advances its partitions' offsets, in one statement.
   public func apply(_ batch: LedgerBatch, topic: String) async throws -> ApplyOutcome {
     let partitions = batch.nextOffsets.keys.sorted()
@@ -223,5 +276,39 @@ public final class PostgresLedgerStore: Sendable {
         separator: "; ")
     }
     return String(describing: error)
+  }
+}
+
+/// A result delivered once, by whichever of several tasks gets there first.
+final class OneShot<Value: Sendable>: Sendable {
+  private struct State {
+    var result: Result<Value, any Error>?
+    var waiter: CheckedContinuation<Value, any Error>?
+  }
+  private let state = Mutex(State())
+
+  var isFinished: Bool { state.withLock { $0.result != nil } }
+
+  /// The first call wins; later ones are ignored.
+  func finish(_ result: Result<Value, any Error>) {
+    let waiter: CheckedContinuation<Value, any Error>? = state.withLock { state in
+      guard state.result == nil else { return nil }
+      state.result = result
+      defer { state.waiter = nil }
+      return state.waiter
+    }
+    waiter?.resume(with: result)
+  }
+
+  /// Waits for the result (not cancellable: the result always comes).
+  func value() async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+      let ready: Result<Value, any Error>? = state.withLock { state in
+        if let result = state.result { return result }
+        state.waiter = continuation
+        return nil
+      }
+      if let ready { continuation.resume(with: ready) }
+    }
   }
 }

@@ -119,6 +119,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var partitions: [Int32] = []
     /// Most Kafka records per PostgreSQL transaction.
     public var maxBatchRecords = 5000
+    /// Longest wait for one batch's apply statement before the connection
+    /// is dropped and the batch retried.
+    public var applyTimeout: Duration = .seconds(30)
 
     /// Creates the defaults.
     public init() {}
@@ -392,6 +395,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     ledger.partitions = partitions.isEmpty ? ledger.partitions : partitions
     ledger.maxBatchRecords = try reader.integer(
       "ledger.max_batch_records", default: ledger.maxBatchRecords, range: 1...1_000_000)
+    ledger.applyTimeout = try reader.seconds(
+      "ledger.apply_timeout_s", default: ledger.applyTimeout, minimum: 1)
     config.ledger = ledger
 
     config.logLevel = try reader.string("log.level", default: config.logLevel)

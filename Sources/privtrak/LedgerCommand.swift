@@ -67,12 +67,14 @@ extension Privtrak {
       var logger = Logger(label: "privtrak.ledger")
       logger.logLevel = Logger.Level(rawValue: service.logLevel) ?? .info
       let registry = PrometheusCollectorRegistry()
+      var configuration = LedgerConfiguration(
+        source: source, destination: destination,
+        partitions: settings.partitions.isEmpty ? nil : settings.partitions,
+        maxBatchRecords: settings.maxBatchRecords, kafkaProperties: service.kafka.properties)
+      configuration.applyTimeout = settings.applyTimeout
       let runner = LedgerRunner(
-        configuration: LedgerConfiguration(
-          source: source, destination: destination,
-          partitions: settings.partitions.isEmpty ? nil : settings.partitions,
-          maxBatchRecords: settings.maxBatchRecords, kafkaProperties: service.kafka.properties),
-        logger: logger, metricsFactory: PrometheusMetricsFactory(registry: registry))
+        configuration: configuration, logger: logger,
+        metricsFactory: PrometheusMetricsFactory(registry: registry))
       var adminServer: AdminServer?
       if let listen = settings.adminListen {
         let readiness = Readiness {

@@ -15,7 +15,25 @@ so the ledger needs many transactions, and injects its fault:
    counted in /metrics) within NOTICE_S, never exit, converge once
    PostgreSQL is back, and still exit 0 on SIGTERM after. If it does not
    notice, PostgreSQL is started anyway and the failure says whether it
-   converged later, its sockets to PostgreSQL and its metrics.
+   converged later, its sockets to PostgreSQL and its metrics;
+3. the broker is frozen (SIGSTOP, harness.Broker.pause) for FREEZE_S while
+   the ledger applies (about a third stored), then continued (SIGCONT, in a
+   finally: the module's broker serves every scenario). This ledger's
+   consumer prefetches little (SMALL_PREFETCH), else it would hold the whole
+   topic before the freeze and not feel it. During the freeze it must stay
+   up and no partition's stored offset may move backwards; after it, it
+   must converge within 120 s;
+4. two ledgers share the database with static assignments
+   (`ledger.partitions` [0, 1] and [2, 3]); once both stored offsets the
+   second is SIGKILLed. The first must finish its partitions (stored
+   offsets = high watermarks) while the killed one's stop short (at most
+   the transaction it had in flight may still commit after the kill);
+   then a replacement for [2, 3] starts together with a misconfigured
+   ledger claiming [0, 1, 2, 3], both applying 2 and 3 from the same stored
+   offsets until each committed a few transactions; the overlap is then
+   stopped (SIGTERM, exit 0) and the totals must still be exact: the offset
+   check under the partition row lock skips what the other committed (the
+   skipped counts are in the figures).
 
 "Done" is exact: user_totals equals the truth AND the stored next offsets
 reach each partition's high watermark (past the last delta there are the
@@ -38,7 +56,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -84,6 +102,14 @@ class Db:
             self.close()
             raise
 
+    def offsets(self) -> Dict[int, int]:
+        """The stored next offset of each partition ({} before the schema exists)."""
+        exists = self.query("SELECT to_regclass('privtrak.partition_offsets') IS NOT NULL")[0][0]
+        if not exists:
+            return {}
+        return {int(p): int(o) for p, o in self.query(
+            f"SELECT partition, next_offset FROM privtrak.partition_offsets WHERE topic = '{TOPIC}'")}
+
     def offsets_sum(self) -> int:
         """Sum of the stored next offsets (0 before the schema exists)."""
         exists = self.query("SELECT to_regclass('privtrak.partition_offsets') IS NOT NULL")[0][0]
@@ -109,14 +135,24 @@ class Db:
 
 
 class LedgerProcess:
-    """`privtrak ledger` with its own config file and admin port; restartable."""
+    """`privtrak ledger` with its own config file and admin port; restartable.
+    `partitions`: a static assignment (ledger.partitions), else every partition;
+    `kafka_properties`: librdkafka properties for its consumer (kafka.properties)."""
 
-    def __init__(self, binary: str, workdir: Path, bootstrap: str, db: str):
+    def __init__(self, binary: str, workdir: Path, bootstrap: str, db: str, name: str = "",
+                 partitions: Optional[List[int]] = None, kafka_properties: Optional[Dict[str, str]] = None):
         self.binary, self.workdir = binary, workdir
         self.bootstrap, self.db = bootstrap, db
-        self.config_path = workdir / f"ledger-{db}.yaml"
-        self.config_path.write_text(f"ledger:\n  max_batch_records: {MAX_BATCH_RECORDS}\n")
-        self.log_path = workdir / f"ledger-{db}.log"
+        self.name = name or db
+        self.partitions = partitions
+        self.config_path = workdir / f"ledger-{self.name}.yaml"
+        config = f"ledger:\n  max_batch_records: {MAX_BATCH_RECORDS}\n"
+        if partitions is not None:
+            config += f"  partitions: [{', '.join(str(p) for p in partitions)}]\n"
+        if kafka_properties:
+            config += "kafka:\n  properties:\n" + "".join(f'    {k}: "{v}"\n' for k, v in kafka_properties.items())
+        self.config_path.write_text(config)
+        self.log_path = workdir / f"ledger-{self.name}.log"
         self.admin_port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
@@ -169,6 +205,10 @@ class LedgerProcess:
     def retries(self) -> int:
         return self.retries_before + int(self.metrics().get("privtrak_ledger_retries_total", 0))
 
+    def counter(self, name: str) -> int:
+        """A privtrak_ledger_* counter of the current process (last seen if unreachable)."""
+        return int(self.metrics().get(f"privtrak_ledger_{name}_total", 0))
+
     def kill(self) -> int:
         m = self.metrics()
         self.proc.send_signal(signal.SIGKILL)
@@ -194,15 +234,16 @@ class LedgerProcess:
 
     def describe(self) -> str:
         rc = None if self.proc is None else self.proc.poll()
-        return f"--- ledger {self.db} rc={rc}\n{tail(self.log_path, 30)}"
+        return f"--- ledger {self.name} rc={rc}\n{tail(self.log_path, 30)}"
 
 
 class Topic:
     """The module's delta topic and its ground truth."""
 
-    def __init__(self, bootstrap: str, truth: Dict[str, Tuple[int, int]], deltas: int, records: int,
+    def __init__(self, broker: Broker, truth: Dict[str, Tuple[int, int]], deltas: int, records: int,
                  end: int, ends: Dict[int, int], accepted: int):
-        self.bootstrap, self.truth, self.deltas, self.records = bootstrap, truth, deltas, records
+        self.broker, self.bootstrap = broker, broker.bootstrap
+        self.truth, self.deltas, self.records = truth, deltas, records
         self.end, self.ends, self.accepted = end, ends, accepted
 
 
@@ -253,7 +294,7 @@ def topic(privtrak_bin: str, tmp_path_factory, postgres) -> Topic:
         ends = high_watermarks(broker.bootstrap, TOPIC)
         last_delta = max(off for (_, off) in contents.where)
         assert sum(ends.values()) > last_delta, (ends, last_delta)
-        t = Topic(broker.bootstrap, truth, len(contents.unique()), contents.records, sum(ends.values()), ends,
+        t = Topic(broker, truth, len(contents.unique()), contents.records, sum(ends.values()), ends,
                   ledger.accepted_count())
         print(f"\nledger topic: {t.deltas} deltas in {t.records} records, partition ends {ends}, "
               f"{len(truth)} users, {t.accepted} accepted announces", flush=True)
@@ -440,3 +481,186 @@ def test_postgres_restart_under_load(privtrak_bin, topic, tmp_path):
         led.stop()
         db.close()
         pg("start")  # whatever happened, the module's cluster is left running for the next test
+
+
+FREEZE_S = 30.0  # how long the broker stays frozen (SIGSTOP) in the freeze scenario
+# The freeze scenario's consumer prefetches little (about a producer batch per
+# partition), so the frozen broker really stalls it: with librdkafka's
+# defaults it would hold the whole (small) topic in memory long before a third
+# of it is stored, and the freeze would not be felt.
+SMALL_PREFETCH = {"queued.min.messages": "1", "queued.max.messages.kbytes": "4",
+                  "max.partition.fetch.bytes": "4096", "fetch.max.bytes": "16384", "message.max.bytes": "16384"}
+
+
+def poll(condition: Callable[[], bool], timeout: float, what: str, ledgers: List[LedgerProcess],
+         on_timeout: Callable[[], str] = lambda: "") -> None:
+    """Polls `condition` (the database may be briefly unreadable) until true
+    or `timeout`; fails at once if one of `ledgers` exits."""
+    deadline = time.monotonic() + timeout
+    last: Optional[BaseException] = None
+    while True:
+        for led in ledgers:
+            if not led.alive():
+                raise AssertionError(f"ledger {led.name} exited while waiting for {what}\n{led.describe()}")
+        try:
+            if condition():
+                return
+            last = None
+        except Exception as exc:  # noqa: BLE001 - reported on timeout
+            last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
+                                 f"{f'; last error {last!r}' if last else ''}\n{on_timeout()}\n"
+                                 + "\n".join(led.describe() for led in ledgers))
+        time.sleep(0.02)
+
+
+def test_broker_frozen_30s_while_applying(privtrak_bin, topic, tmp_path):
+    db = fresh_db(f"ledger_faults_freeze_{os.getpid()}")
+    led = LedgerProcess(privtrak_bin, tmp_path, topic.bootstrap, db.name, kafka_properties=SMALL_PREFETCH)
+    broker = topic.broker
+    try:
+        started = time.monotonic()
+        led.start()
+        at_freeze = wait_mid_run(db, led, topic)
+        seen = db.offsets()
+        retries_before = led.retries()
+        frozen_at = time.monotonic()
+        broker.pause()
+        try:
+            # The fault lasts FREEZE_S; meanwhile the ledger must stay up and
+            # every partition's stored offset may only grow (whatever it had
+            # fetched before the freeze may still be applied).
+            polls = 0
+            while time.monotonic() - frozen_at < FREEZE_S:
+                assert led.alive(), f"the ledger exited while the broker was frozen\n{led.describe()}"
+                now = db.offsets()
+                back = {p: (seen.get(p), off) for p, off in now.items() if off < seen.get(p, 0)}
+                assert not back, f"stored offsets moved backwards during the freeze: {back}"
+                assert set(seen) <= set(now), f"partitions vanished from partition_offsets: {seen} -> {now}"
+                seen = now
+                polls += 1
+                time.sleep(0.2)
+            assert led.alive(), f"the ledger exited while the broker was frozen\n{led.describe()}"
+            at_resume = sum(seen.values())
+            assert at_resume < topic.end, (
+                f"the ledger stored the whole topic while the broker was frozen ({at_resume}/{topic.end}): "
+                f"it had prefetched it, the freeze was not felt")
+            retries_frozen = led.retries() - retries_before
+        finally:
+            broker.resume()  # the module's broker serves the other scenarios
+        resumed = time.monotonic()
+        wait_exact(db, led, topic, timeout=120)
+        recovery = time.monotonic() - resumed
+        figures = final_checks(db, led, topic)
+        transactions = led.transactions()
+        rc = led.terminate(timeout=30)
+        assert rc == 0, f"ledger exit code {rc} after SIGTERM\n{led.describe()}"
+        report("ledger-broker-frozen", deltas=topic.deltas, records=topic.records, partitions=len(topic.ends),
+               max_batch_records=MAX_BATCH_RECORDS, freeze_s=f"{resumed - frozen_at:.2f}",
+               offsets_at_freeze=f"{at_freeze}/{topic.end}", offsets_at_resume=f"{at_resume}/{topic.end}",
+               applied_while_frozen=at_resume - at_freeze, offset_polls_while_frozen=polls,
+               retries_while_frozen=retries_frozen, transactions=transactions,
+               resume_to_exact_s=f"{recovery:.2f}", total_s=f"{time.monotonic() - started:.2f}",
+               users=len(topic.truth), announces_applied=figures["announces"],
+               rejected_records=figures["rejected"], exit_code=rc)
+    finally:
+        led.stop()
+        db.close()
+
+
+def test_two_ledgers_split_partitions_one_killed(privtrak_bin, topic, tmp_path):
+    assert sorted(topic.ends) == [0, 1, 2, 3], topic.ends
+    first_parts, second_parts = [0, 1], [2, 3]
+    db = fresh_db(f"ledger_faults_split_{os.getpid()}")
+
+    def ledger(name: str, partitions: List[int]) -> LedgerProcess:
+        return LedgerProcess(privtrak_bin, tmp_path, topic.bootstrap, db.name, name=f"{db.name}-{name}",
+                             partitions=partitions)
+
+    first, second = ledger("p01", first_parts), ledger("p23", second_parts)
+    replacement, overlap = ledger("p23-replacement", second_parts), ledger("overlap", [0, 1, 2, 3])
+    all_ledgers = [first, second, replacement, overlap]
+    stored = lambda parts: sum(db.offsets().get(p, 0) for p in parts)  # noqa: E731
+    end_of = lambda parts: sum(topic.ends[p] for p in parts)  # noqa: E731
+    try:
+        started = time.monotonic()
+        first.start()
+        second.start()
+        poll(lambda: stored(first_parts) > 0 and stored(second_parts) > 0, 60,
+             "both ledgers to store offsets", [first, second])
+        rc = second.kill()
+        assert rc == -signal.SIGKILL, rc
+        at_kill = db.offsets()
+        second_at_kill = sum(at_kill.get(p, 0) for p in second_parts)
+        assert second_at_kill < end_of(second_parts), (
+            f"the second ledger applied all its partitions ({second_at_kill}/{end_of(second_parts)}) before "
+            f"the kill: more deltas needed")
+        assert set(at_kill) <= set(first_parts + second_parts), at_kill
+        killed = time.monotonic()
+        # The first finishes its own partitions; the killed one's stay where it stopped.
+        poll(lambda: all(db.offsets().get(p, 0) >= topic.ends[p] for p in first_parts), 120,
+             f"the first ledger's partitions {first_parts} to reach their high watermarks", [first],
+             on_timeout=lambda: f"stored {db.offsets()}, ends {topic.ends}")
+        first_done_s = time.monotonic() - killed
+        after = db.offsets()
+        # A transaction the killed ledger had already sent may still commit
+        # (PostgreSQL finishes a statement whose client died): at most one
+        # batch of records (plus the transaction markers among them) past
+        # what was stored at the kill, and still short of the end.
+        second_after = sum(after.get(p, 0) for p in second_parts)
+        assert second_after - second_at_kill <= 2 * MAX_BATCH_RECORDS, (
+            f"the killed ledger's partitions moved on by more than its transaction in flight: {at_kill} -> {after}")
+        assert second_after < end_of(second_parts), (
+            f"the killed ledger's partitions reached their end without it: {at_kill} -> {after}")
+        assert {p: after[p] for p in first_parts} == {p: topic.ends[p] for p in first_parts}, after
+        assert db.totals() != topic.truth, "exact without the killed ledger's partitions"
+        first_transactions = first.transactions()
+
+        # A replacement for the killed one's partitions and, concurrently, a
+        # misconfigured ledger claiming every partition: both apply 2 and 3
+        # from the same stored offsets; the offset check under the partition
+        # row lock must skip whatever the other already committed.
+        replaced = time.monotonic()
+        replacement.start()
+        overlap.start()
+        poll(lambda: (overlap.counter("transactions") >= 3 and replacement.counter("transactions") >= 3)
+             or stored(second_parts) >= end_of(second_parts), 60,
+             "the replacement and the overlapping ledger to commit transactions side by side",
+             [first, replacement, overlap], on_timeout=lambda: f"stored {db.offsets()}")
+        overlap_transactions = overlap.counter("transactions")
+        rc = overlap.terminate(timeout=30)
+        assert rc == 0, f"overlapping ledger exit code {rc} after SIGTERM\n{overlap.describe()}"
+        overlap_skipped = overlap.counter("skipped_already_applied")
+        overlap_applied = overlap.counter("deltas_applied")
+        overlap_stopped_at = db.offsets()
+        wait_exact(db, replacement, topic)
+        recovery = time.monotonic() - replaced
+        assert first.alive(), first.describe()
+        figures = final_checks(db, replacement, topic)
+        replacement_skipped = replacement.counter("skipped_already_applied")
+        replacement_applied = replacement.counter("deltas_applied")
+        replacement_transactions = replacement.transactions()
+        first_applied = first.counter("deltas_applied")
+        for led in (first, replacement):
+            rc = led.terminate(timeout=30)
+            assert rc == 0, f"ledger {led.name} exit code {rc} after SIGTERM\n{led.describe()}"
+        report("ledger-split-partitions", deltas=topic.deltas, records=topic.records, partitions=len(topic.ends),
+               max_batch_records=MAX_BATCH_RECORDS, ends=topic.ends,
+               offsets_at_kill=",".join(f"{p}:{at_kill.get(p, 0)}" for p in sorted(topic.ends)),
+               second_at_kill=f"{second_at_kill}/{end_of(second_parts)}",
+               second_committed_after_kill=second_after - second_at_kill,
+               first_done_after_kill_s=f"{first_done_s:.2f}", first_transactions=first_transactions,
+               first_applied=first_applied, second_transactions_seen=second.transactions_before,
+               replacement_transactions=replacement_transactions, replacement_applied=replacement_applied,
+               replacement_skipped=replacement_skipped, overlap_transactions=overlap_transactions,
+               overlap_applied=overlap_applied, overlap_skipped=overlap_skipped,
+               offsets_when_overlap_stopped=",".join(f"{p}:{overlap_stopped_at.get(p, 0)}"
+                                                     for p in sorted(topic.ends)),
+               replace_to_exact_s=f"{recovery:.2f}", total_s=f"{time.monotonic() - started:.2f}",
+               users=len(topic.truth), announces_applied=figures["announces"],
+               rejected_records=figures["rejected"])
+    finally:
+        for led in all_ledgers:
+            led.stop()
+        db.close()

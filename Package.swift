@@ -49,6 +49,7 @@ let package = Package(
       dependencies: [
         "BitTorrent",
         .product(name: "OrderedCollections", package: "swift-collections"),
+        .product(name: "Metrics", package: "swift-metrics"),
       ],
       swiftSettings: strictSettings
     ),

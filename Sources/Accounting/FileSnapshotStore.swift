@@ -1,3 +1,4 @@
+import BitTorrent
 internal import SystemPackage
 
 #if canImport(Glibc)

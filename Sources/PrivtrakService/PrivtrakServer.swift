@@ -120,6 +120,16 @@ public final class PrivtrakServer: Sendable {
           metricsFactory: metricsFactory))
       services.append(.init(service: service))
     }
+    if configuration.trackerShard.count > 1 {
+      // After the approval (which resolves a hybrid's v2 hash to the
+      // torrent's key), before the accounting: a misrouted announce
+      // stores nothing and emits no delta.
+      preHooks.append(
+        ShardOwnership(
+          shard: configuration.trackerShard,
+          announceInterval: configuration.tracker.announceInterval,
+          metricsFactory: metricsFactory))
+    }
     if case .file? = configuration.registry.source {
       // The file watcher reloads on SIGHUP.
     } else {

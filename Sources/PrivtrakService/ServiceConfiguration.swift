@@ -76,6 +76,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
   public var udpConnectionIDSecret: [UInt8]?
   /// Swarm policy.
   public var tracker: TrackerConfiguration
+  /// Which torrents this instance serves when several share them
+  /// (`tracker.shard_index`, `tracker.shard_count`); ``TrackerShard/whole``
+  /// for a single instance.
+  public var trackerShard = TrackerShard.whole
   /// How often silent peers are collected.
   public var gcInterval: Duration
   /// Event-loop threads serving HTTP, UDP and admin; 0 means one per CPU
@@ -225,6 +229,12 @@ public struct ServiceConfiguration: Sendable, Equatable {
       "tracker.max_scrape_hashes", default: tracker.maxScrapeInfoHashes, range: 1...1000)
     tracker.shardCount = try powerOfTwo(&reader, "tracker.shards", default: tracker.shardCount)
     config.tracker = tracker
+    let shardCount = try reader.integer(
+      "tracker.shard_count", default: config.trackerShard.count, range: 1...1024)
+    let shardIndex = try reader.integer(
+      "tracker.shard_index", default: min(config.trackerShard.index, shardCount - 1),
+      range: 0...(shardCount - 1))
+    config.trackerShard = TrackerShard(index: shardIndex, count: shardCount)!
     config.gcInterval = try reader.seconds(
       "tracker.gc_interval_s", default: config.gcInterval, minimum: 1)
     config.eventLoopThreads = try reader.integer(

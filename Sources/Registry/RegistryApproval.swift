@@ -64,7 +64,10 @@ public struct RegistryApproval: PreHook {
       context.factors = factors
       // A hybrid torrent's v2 announce joins the swarm, the accounting
       // entry and the deltas of the torrent's key.
-      if let torrentKey { request.infoHash = torrentKey }
+      if let torrentKey {
+        context.announcedInfoHash = request.infoHash
+        request.infoHash = torrentKey
+      }
     case .refused(let refusal):
       metrics.refused(refusal)
       if request.event == .stopped {

@@ -10,6 +10,9 @@ public struct TrackerFailure: Error, Sendable, Equatable, CustomStringConvertibl
     case forbidden
     /// The tracker is temporarily unable to record the announce; try again later.
     case retryLater = "retry_later"
+    /// The torrent belongs to another tracker instance (``ShardOwnership``):
+    /// the request was misrouted.
+    case wrongShard = "wrong_shard"
   }
 
   /// The text shown to the client; never contains secrets.
@@ -52,6 +55,10 @@ public struct HookContext: Sendable {
   /// torrent's v2 hash → its key): the scrape reports that key's swarm
   /// under the hash the client asked for.
   public var scrapeTorrentKeys: [InfoHash: InfoHash] = [:]
+  /// The hash the client announced, when a hook replaced the request's
+  /// info hash by the torrent's key (a hybrid torrent's v2 announce); nil
+  /// when the request carries the hash the client sent.
+  public var announcedInfoHash: InfoHash?
 
   /// Creates a context.
   public init(

@@ -16,6 +16,7 @@ struct Privtrak: AsyncParsableCommand {
       "A BitTorrent private tracker whose accounting middleware publishes exact per-user deltas.",
     subcommands: [
       Serve.self, CheckConfig.self, Tail.self, Bench.self, RegistryCommand.self, LedgerCommand.self,
+      ShardCommand.self,
     ],
     defaultSubcommand: Serve.self)
 }
@@ -126,7 +127,7 @@ extension Privtrak {
           _ = try RegistryFile.load(path: path)
         }
         print(
-          "\(file): OK (http \(configuration.httpListen?.description ?? "off"), udp \(configuration.udpListen?.description ?? "off"), admin \(configuration.adminListen?.description ?? "off"), sink \(configuration.sink), registry \(configuration.registry.source?.description ?? "none") (users \(configuration.registry.modes.users.rawValue), torrents \(configuration.registry.modes.torrents.rawValue)))"
+          "\(file): OK (http \(configuration.httpListen?.description ?? "off"), udp \(configuration.udpListen?.description ?? "off"), admin \(configuration.adminListen?.description ?? "off"), sink \(configuration.sink), registry \(configuration.registry.source?.description ?? "none") (users \(configuration.registry.modes.users.rawValue), torrents \(configuration.registry.modes.torrents.rawValue))\(configuration.trackerShard.count > 1 ? ", tracker \(configuration.trackerShard)" : ""))"
         )
       } catch let error as ConfigurationError {
         FileHandleStandardError.write(error.description)

@@ -9,7 +9,8 @@ import Tracker
 ///
 /// - `privtrak_requests_total{protocol, request, result}`: requests answered,
 ///   `request` is `announce`, `scrape` or (UDP only) `connect`, `result` is `ok` or a
-///   ``TrackerFailure/Kind`` (`bad_request`, `forbidden`, `retry_later`).
+///   ``TrackerFailure/Kind`` (`bad_request`, `forbidden`, `retry_later`,
+///   `wrong_shard`).
 /// - `privtrak_request_duration_seconds{protocol, request}`: time spent in
 ///   the tracker (hooks and peer store) per announce or scrape, including any
 ///   back-pressure wait.
@@ -45,6 +46,7 @@ public struct FrontendMetrics: Sendable {
     let badRequest: Counter
     let forbidden: Counter
     let retryLater: Counter
+    let wrongShard: Counter
     let duration: Timer
 
     init(protocol name: String, request: Request, factory: any MetricsFactory) {
@@ -58,6 +60,7 @@ public struct FrontendMetrics: Sendable {
       badRequest = counter(TrackerFailure.Kind.badRequest.rawValue)
       forbidden = counter(TrackerFailure.Kind.forbidden.rawValue)
       retryLater = counter(TrackerFailure.Kind.retryLater.rawValue)
+      wrongShard = counter(TrackerFailure.Kind.wrongShard.rawValue)
       duration = Timer(
         label: "privtrak_request_duration_seconds",
         dimensions: [("protocol", name), ("request", request.rawValue)],
@@ -69,6 +72,7 @@ public struct FrontendMetrics: Sendable {
       case .badRequest: badRequest
       case .forbidden: forbidden
       case .retryLater: retryLater
+      case .wrongShard: wrongShard
       }
     }
   }

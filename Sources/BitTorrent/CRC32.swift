@@ -1,6 +1,8 @@
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) — the zlib/PNG
-/// checksum, so snapshot files can be checked with common tools.
-struct CRC32 {
+/// checksum: snapshot files can be checked with common tools, and the shard
+/// function (``TrackerShard``) is one that proxies and site code (HAProxy's
+/// `crc32`, PHP's `crc32`) compute too.
+public struct CRC32: Sendable {
   private static let table: [UInt32] = (0..<256).map { index in
     var value = UInt32(index)
     for _ in 0..<8 { value = value & 1 == 1 ? 0xEDB8_8320 ^ (value >> 1) : value >> 1 }
@@ -10,10 +12,10 @@ struct CRC32 {
   private var state: UInt32 = 0xFFFF_FFFF
 
   /// Starts an empty checksum.
-  init() {}
+  public init() {}
 
   /// Feeds bytes.
-  mutating func update(_ bytes: UnsafeRawBufferPointer) {
+  public mutating func update(_ bytes: UnsafeRawBufferPointer) {
     var crc = state
     Self.table.withUnsafeBufferPointer { table in
       for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xff)] ^ (crc >> 8) }
@@ -22,10 +24,10 @@ struct CRC32 {
   }
 
   /// Feeds bytes.
-  mutating func update(_ bytes: [UInt8]) {
+  public mutating func update(_ bytes: [UInt8]) {
     bytes.withUnsafeBytes { update($0) }
   }
 
   /// The checksum of everything fed so far.
-  var value: UInt32 { state ^ 0xFFFF_FFFF }
+  public var value: UInt32 { state ^ 0xFFFF_FFFF }
 }

@@ -267,7 +267,8 @@ let package = Package(
     .testTarget(
       name: "PrivtrakServiceTests",
       dependencies: [
-        "PrivtrakService", "PrivtrakTestSupport", .product(name: "Logging", package: "swift-log"),
+        "PrivtrakService", "PrivtrakTestSupport", "BitTorrent",
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strictSettings
     ),

@@ -233,7 +233,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
       "tracker.shard_count", default: config.trackerShard.count, range: 1...1024)
     let shardIndex = try reader.integer(
       "tracker.shard_index", default: min(config.trackerShard.index, shardCount - 1),
-      range: 0...(shardCount - 1))
+      range: 0...1023)
+    guard shardIndex < shardCount else {
+      throw reader.fail(
+        "tracker.shard_index",
+        "expected a shard from 0 to \(shardCount - 1) (tracker.shard_count is \(shardCount)), got \(shardIndex)"
+      )
+    }
     config.trackerShard = TrackerShard(index: shardIndex, count: shardCount)!
     config.gcInterval = try reader.seconds(
       "tracker.gc_interval_s", default: config.gcInterval, minimum: 1)

@@ -92,14 +92,16 @@ struct RegistryRefusalOverFrontendsTests {
     let tracker: Tracker
   }
 
-  /// A tracker with pre-hooks `[RegistryApproval, AccountingMiddleware]`.
+  /// A tracker with pre-hooks `[RegistryApproval, AccountingMiddleware]`
+  /// (with ``ShardOwnership`` between them when `shard` is given).
   /// `emitStopped`: an admitted `stopped`, even one with no entry, would
   /// publish a delta, so "a refused stop emits nothing" can fail.
   /// Scrapes need no passkey as far as accounting is concerned: whether a
   /// scrape needs one is the approval hook's decision here (BEP 15 scrapes
   /// cannot carry one).
   static func harness(
-    modes: RegistryModes = registeredModes, changes: [RegistryChange] = base
+    modes: RegistryModes = registeredModes, changes: [RegistryChange] = base,
+    shard: TrackerShard? = nil
   ) async -> Harness {
     let registry = Registry()
     registry.apply(changes)
@@ -113,7 +115,9 @@ struct RegistryRefusalOverFrontendsTests {
       pendingRetryMinutes: pendingRetryMinutes)
     let tracker = Tracker(
       configuration: TrackerConfiguration(announceInterval: trackerInterval),
-      preHooks: [approval, accounting])
+      preHooks: [approval]
+        + (shard.map { [ShardOwnership(shard: $0, announceInterval: silentSuccessInterval)] } ?? [])
+        + [accounting])
     return Harness(registry: registry, sink: sink, accounting: accounting, tracker: tracker)
   }
 

@@ -1,3 +1,4 @@
+import BitTorrent
 import Foundation
 import Testing
 
@@ -102,5 +103,25 @@ import Testing
         (key == "tracker.shards" ? config.tracker.shardCount : config.accounting.shardCount)
           == count)
     }
+  }
+
+  @Test func shardIndexMustBeBelowTheShardCount() throws {
+    #expect(
+      throws: ConfigurationError(
+        key: "tracker.shard_index", source: "prod.yaml line 3",
+        problem: "expected a shard from 0 to 2 (tracker.shard_count is 3), got 3")
+    ) {
+      try ServiceConfiguration.parse(
+        yaml: "tracker:\n  shard_count: 3\n  shard_index: 3\n", file: "prod.yaml")
+    }
+    #expect(
+      throws: ConfigurationError(
+        key: "tracker.shard_count", source: "prod.yaml line 2",
+        problem: "expected a value from 1 to 1024, got 0")
+    ) { try ServiceConfiguration.parse(yaml: "tracker:\n  shard_count: 0\n", file: "prod.yaml") }
+    let config = try ServiceConfiguration.parse(
+      yaml: "tracker:\n  shard_count: 3\n", file: "prod.yaml",
+      environment: ["PRIVTRAK_TRACKER_SHARD_INDEX": "2"])
+    #expect(config.trackerShard == TrackerShard(index: 2, count: 3))
   }
 }

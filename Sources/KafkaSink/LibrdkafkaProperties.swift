@@ -28,6 +28,7 @@ extension KafkaSinkConfiguration {
     "transaction.timeout.ms": "kafka.transaction_timeout_ms",
     "allow.auto.create.topics": "kafka.allow_topic_auto_creation",
     "client.id": "kafka.client_id",
+    "delivery.report.only.error": "kafka.delivery",
   ]
 
   /// Checks the values librdkafka would not (or would only reject cryptically).
@@ -107,6 +108,12 @@ extension KafkaSinkConfiguration {
         .init(
           name: "transaction.timeout.ms", value: String(transactionTimeoutMilliseconds),
           setting: "kafka.transaction_timeout_ms"))
+      // A committed transaction proves every message in it was delivered
+      // (a failed one makes the commit fail), so reports of successes only
+      // cost a callback per record on the producer thread; failures are
+      // still reported, for the failure reason and the metric.
+      result.append(
+        .init(name: "delivery.report.only.error", value: "true", setting: "kafka.delivery"))
     }
     for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
       result.append(.init(name: name, value: value, setting: KafkaSetting.property(name)))

@@ -33,6 +33,8 @@ import Testing
     #expect(properties["transactional.id"] == "tracker-1")
     #expect(properties["allow.auto.create.topics"] == "false")
     #expect(properties["bootstrap.servers"] == "127.0.0.1:9092")
+    // The commit proves delivery: no report per delivered record.
+    #expect(properties["delivery.report.only.error"] == "true")
   }
 
   @Test func atLeastOnceHasNoTransactionalID() throws {
@@ -42,6 +44,8 @@ import Testing
     try configuration.validate()
     let names = configuration.librdkafkaProperties.map(\.name)
     #expect(!names.contains("transactional.id"))
+    // Without a transaction the reports are the only proof of delivery.
+    #expect(!names.contains("delivery.report.only.error"))
     #expect(names.contains("enable.idempotence"))
   }
 

@@ -10,7 +10,7 @@ BROKER_PORT ?= 19092
 POSTGRES_PORT ?= 19432
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: run run-kafka run-stack test setup build release test-swift test-python test-ledger-sql test-e2e test-deploy test-faults broker-start broker-stop postgres-start postgres-stop format format-check clean
+.PHONY: run run-kafka run-stack test setup build release test-swift test-python test-ledger-sql test-e2e test-shards test-deploy test-faults broker-start broker-stop postgres-start postgres-stop format format-check clean
 
 setup:
 	scripts/setup
@@ -68,6 +68,13 @@ test-e2e:
 	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak E2E_PASSKEY=0123456789abcdef0123456789abcdef \
 		/usr/bin/python3 -m pytest -q tests/e2e
 
+# Three privtrak shards behind the shipped HAProxy configuration (deploy/haproxy/haproxy.cfg,
+# as is): real libtorrent clients, exact accounting across shards, no wrong_shard through the
+# proxy, a misrouted request refused, a shard down answered retry-later (ports 19740-19789).
+test-shards:
+	swift build --product privtrak
+	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak /usr/bin/python3 -m pytest -q tests/shards
+
 # Fault suite: the real binary against its own Tansu brokers (ports 19492-19499):
 # broker frozen and killed, tracker SIGTERM/SIGKILL, fencing (RELIABILITY.md).
 test-faults:
@@ -81,8 +88,8 @@ test-deploy:
 	PRIVTRAK_BIN=$$(swift build --show-bin-path)/privtrak deploy/check.sh
 
 # Everything, in one command: setup, broker, format check, build, Swift tests, Python tests,
-# ledger SQL tests, deploy manifests, real-client end-to-end tests, fault suite. The broker
-# and the PostgreSQL cluster are stopped whatever the outcome.
+# ledger SQL tests, deploy manifests, real-client end-to-end tests, shards behind HAProxy,
+# fault suite. The broker and the PostgreSQL cluster are stopped whatever the outcome.
 test: setup
 	$(MAKE) broker-start
 	$(MAKE) postgres-start
@@ -94,6 +101,7 @@ test: setup
 	$(MAKE) --no-print-directory test-ledger-sql && \
 	$(MAKE) --no-print-directory test-deploy && \
 	$(MAKE) --no-print-directory test-e2e && \
+	$(MAKE) --no-print-directory test-shards && \
 	$(MAKE) --no-print-directory test-faults
 
 # Formatting follows the committed .swift-format (swift format's defaults, less

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Validate every overlay: its privtrak.yaml passes `privtrak check-config`
 # (unknown keys are errors) and has a ledger section without a password, and,
-# when kubectl is present, it renders with `kubectl kustomize` into one tracker,
-# one ledger Deployment and its PostgreSQL (CloudNativePG Cluster, or a plain
+# when kubectl is present, it renders with `kubectl kustomize` into one tracker
+# or N shards behind the proxy whose counts agree (check_shards.py), one
+# ledger Deployment and its PostgreSQL (CloudNativePG Cluster, or a plain
 # StatefulSet in local). PRIVTRAK_BIN defaults to .build/debug/privtrak.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,14 +63,13 @@ for dir in "$here"/overlays/*/; do
     if command -v kubectl >/dev/null 2>&1; then
         if out=$(kubectl kustomize "$dir" 2>&1); then
             echo "$name: kustomize OK ($(printf '%s\n' "$out" | grep -c '^kind:') objects)"
-            # One tracker instance per overlay until swarms are sharded by
-            # info hash (deploy/README.md, "One instance"): replicas would
-            # split swarms and count a dual-stack client's bytes twice.
-            replicas=$(printf '%s\n' "$out" | doc StatefulSet privtrak | awk '/^  replicas:/ {print $2}')
-            if [ "$replicas" = 1 ]; then
-                echo "$name: one tracker instance"
-            else
-                echo "FAIL $name: StatefulSet replicas '$replicas', expected 1 (see deploy/README.md)" >&2; status=1
+            # The tracker tier (deploy/README.md, "Shards"): one instance, or
+            # N shards behind the proxy with replicas = tracker.shard_count =
+            # the proxy's count, its config deploy/haproxy/haproxy.cfg as is,
+            # a UDP Service per shard (check_shards.py says what it checks).
+            count=$(printf '%s' "$summary" | sed -n 's/.*tracker shard [0-9]* of \([0-9]*\).*/\1/p')
+            if ! printf '%s\n' "$out" | python3 "$here/check_shards.py" "$name" "${count:-1}" "$dir/privtrak.yaml"; then
+                status=1
             fi
             # The ledger: one Deployment (scaled to 0 in local, which has no
             # Kafka), the password only from a Secret, probes on its admin port.

@@ -42,6 +42,8 @@ enum AccountingRules {
     var isSeeder: Bool
     var event: AnnounceEvent
     var factors: CreditFactors
+    /// ``StatsEntry/sessionTag(of:)`` of the announce's `key`.
+    var sessionTag: UInt16
 
     init(_ request: AnnounceRequest, userID: UserID, factors: CreditFactors = .unit) {
       self.userID = userID
@@ -53,6 +55,7 @@ enum AccountingRules {
       downloaded = request.downloaded
       isSeeder = request.isSeeder
       event = request.event
+      sessionTag = StatsEntry.sessionTag(of: request.key)
     }
   }
 
@@ -104,21 +107,34 @@ enum AccountingRules {
         userID: userID, infoHash: request.infoHash, peerID: request.peerID,
         uploaded: request.uploaded,
         downloaded: request.downloaded, lastSeen: now,
-        flags: request.isSeeder ? [.seeding, .snatchSpent] : [])
+        flags: request.isSeeder ? [.seeding, .snatchSpent] : [], sessionTag: request.sessionTag)
       return Decision(delta: nil, change: .insert(entry))
     }
 
     // A counter below its baseline means the client began a new session
     // (restart, re-add): its totals are all new bytes, flagged as a reset,
-    // never a negative delta.
-    let reset = request.uploaded < existing.uploaded || request.downloaded < existing.downloaded
-    let uploaded = Int64(clamping: reset ? request.uploaded : request.uploaded - existing.uploaded)
-    let downloaded = Int64(
-      clamping: reset ? request.downloaded : request.downloaded - existing.downloaded)
+    // never a negative delta — unless the announce carries the key the
+    // baseline was recorded under: then it is a late announce of the same
+    // session (a dual-stack client's IPv6 `started` can arrive after its
+    // IPv4 `completed`), older than the baseline, and counting it as a
+    // restart would credit every byte again.
+    let below = request.uploaded < existing.uploaded || request.downloaded < existing.downloaded
+    let late = below && request.sessionTag != 0 && request.sessionTag == existing.sessionTag
+    if late && request.event != .stopped {
+      // Nothing it says is newer than the entry: bytes, `left` and time stay.
+      return Decision(delta: nil, change: .none)
+    }
+    let reset = below && !late
+    // A late `stopped` still closes the entry, with no bytes of its own.
+    let uploaded =
+      late ? 0 : Int64(clamping: reset ? request.uploaded : request.uploaded - existing.uploaded)
+    let downloaded =
+      late
+      ? 0 : Int64(clamping: reset ? request.downloaded : request.downloaded - existing.downloaded)
     let interval = now >= existing.lastSeen ? now - existing.lastSeen : 0
     let moved = uploaded != 0 || downloaded != 0
     let snatches =
-      request.isSeeder && existing.flags.isDisjoint(with: [.seeding, .snatchSpent])
+      !late && request.isSeeder && existing.flags.isDisjoint(with: [.seeding, .snatchSpent])
 
     let event: DeltaEvent
     let emit: Bool
@@ -158,6 +174,7 @@ enum AccountingRules {
     advanced.downloaded = request.downloaded
     advanced.lastSeen = now
     advanced.flags = seeding.union(existing.flags.intersection(.snatchSpent))
+    advanced.sessionTag = request.sessionTag
     if snatches { advanced.flags.insert(.snatchSpent) }
     return Decision(delta: emitted, change: .update(advanced))
   }

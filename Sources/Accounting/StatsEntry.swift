@@ -5,9 +5,9 @@ import BitTorrent
 ///
 /// Fields are declared in this order on purpose: Swift lays stored
 /// properties out in declaration order, and this order packs the 56 bytes of
-/// key material, 21 bytes of value and padding into an 80-byte stride
-/// (`lastSeen` fills the gap after the 20-byte info hash, `flags` the gap
-/// after the 20-byte peer id).
+/// key material, 23 bytes of value and padding into an 80-byte stride
+/// (`lastSeen` fills the gap after the 20-byte info hash, `flags` and
+/// `sessionTag` the gap after the 20-byte peer id).
 public struct StatsEntry: Sendable, Hashable {
   /// Bits describing the entry. They live in the byte that fills the gap
   /// after the peer id, so new bits cost no memory; snapshots and the
@@ -37,6 +37,10 @@ public struct StatsEntry: Sendable, Hashable {
   public var peerID: PeerID
   /// State of the last announce.
   public var flags: Flags
+  /// ``sessionTag(of:)`` of the client's `key` at the last recorded
+  /// announce; 0 when unknown (no key, or an entry restored from a
+  /// snapshot). It fills the two bytes after ``flags``: no memory cost.
+  public var sessionTag: UInt16
   /// Baseline: the client's `uploaded` total at the last recorded announce.
   public var uploaded: UInt64
   /// Baseline: the client's `downloaded` total at the last recorded announce.
@@ -45,15 +49,31 @@ public struct StatsEntry: Sendable, Hashable {
   /// Creates an entry.
   public init(
     userID: UserID, infoHash: InfoHash, peerID: PeerID, uploaded: UInt64, downloaded: UInt64,
-    lastSeen: UInt32, flags: Flags = []
+    lastSeen: UInt32, flags: Flags = [], sessionTag: UInt16 = 0
   ) {
     self.userID = userID
     self.infoHash = infoHash
     self.lastSeen = lastSeen
     self.peerID = peerID
     self.flags = flags
+    self.sessionTag = sessionTag
     self.uploaded = uploaded
     self.downloaded = downloaded
+  }
+
+  /// A 16-bit tag of a client's announce `key`, never 0 for a key; 0 for
+  /// none (and for key 0, which clients without keys send over UDP).
+  ///
+  /// One client session announces with one key, over every address family
+  /// and to every tracker (libtorrent; a restarted client picks a new one),
+  /// so counters below the baseline under the same tag are a late announce
+  /// of the same session, not a restart. Two different keys share a tag
+  /// once in 65 535.
+  @inline(__always)
+  public static func sessionTag(of key: UInt32?) -> UInt16 {
+    guard let key, key != 0 else { return 0 }
+    let folded = UInt16(truncatingIfNeeded: key ^ key >> 16)
+    return folded == 0 ? 1 : folded
   }
 
   /// Whether this entry has the given key.

@@ -96,6 +96,65 @@ struct AccountingRulesTests {
     #expect(deltas.allSatisfy { $0.uploaded >= 0 && $0.downloaded >= 0 })
   }
 
+  /// libtorrent announces every event over IPv4 and IPv6 with one key per
+  /// session; the IPv6 `started` (counters 0, `left` > 0) was seen arriving
+  /// after the IPv4 `completed` (tests/shards). Taken for a restart it
+  /// would credit the whole download twice.
+  @Test(
+    "a late announce of the same session (same key, lower counters): nothing counted, baseline kept"
+  )
+  func lateAnnounceOfTheSameSessionCountsNothing() async throws {
+    let sink = CollectingTestSink()
+    let harness = await AccountingHarness(sink: sink)
+    let key: UInt32 = 0x0C25_A4F1
+    try await harness.announce(client, uploaded: 0, downloaded: 0, event: .started, key: key)
+    try await harness.announce(
+      client, uploaded: 0, downloaded: 1000, left: 0, event: .completed, key: key)
+    // The other address family's `started`, sent before the download.
+    try await harness.announce(client, uploaded: 0, downloaded: 0, event: .started, key: key)
+    try await harness.announce(
+      client, uploaded: 50, downloaded: 1000, left: 0, event: .stopped, key: key)
+    await harness.middleware.flush()
+
+    let deltas = sink.deltas
+    #expect(deltas.reduce(0) { $0 + $1.downloaded } == 1000, "downloaded once: \(deltas)")
+    #expect(deltas.reduce(0) { $0 + $1.uploaded } == 50)
+    #expect(!deltas.contains { $0.reset }, "no reset")
+    #expect(deltas.filter { $0.event == .completed }.count == 1, "one snatch")
+    #expect(deltas.last?.event == .stopped && deltas.last?.seeding == true)
+  }
+
+  @Test("a late stopped of the same session closes the entry with no bytes of its own")
+  func lateStoppedClosesTheEntry() async throws {
+    let sink = CollectingTestSink()
+    let harness = await AccountingHarness(sink: sink)
+    try await harness.announce(client, uploaded: 500, downloaded: 500, key: 7)
+    try await harness.announce(client, uploaded: 100, downloaded: 100, event: .stopped, key: 7)
+    await harness.middleware.flush()
+    #expect(sink.deltas.isEmpty, "nothing moved: \(sink.deltas)")
+    #expect(harness.middleware.statistics().entries == 0, "the entry is closed")
+  }
+
+  @Test(
+    "lower counters under another key, no key, or key 0: a restart, flagged reset",
+    arguments: [(UInt32?(1), UInt32?(2)), (nil, nil), (0, 0)])
+  func counterDropUnderAnotherKeyIsAReset(first: UInt32?, second: UInt32?) async throws {
+    let sink = CollectingTestSink()
+    let harness = await AccountingHarness(sink: sink)
+    try await harness.announce(client, uploaded: 1000, downloaded: 800, key: first)
+    try await harness.announce(client, uploaded: 300, downloaded: 0, event: .started, key: second)
+    await harness.middleware.flush()
+    #expect(sink.deltas.count == 1)
+    #expect(sink.deltas.first?.reset == true && sink.deltas.first?.uploaded == 300)
+  }
+
+  @Test func sessionTagsAreNonZeroForEveryKey() {
+    #expect(StatsEntry.sessionTag(of: nil) == 0)
+    #expect(StatsEntry.sessionTag(of: 0) == 0)
+    #expect(StatsEntry.sessionTag(of: 0x0001_0001) != 0, "a key folding to 0")
+    #expect(StatsEntry.sessionTag(of: 0x1234_5678) != StatsEntry.sessionTag(of: 0x1234_5679))
+  }
+
   @Test("stopped: final delta, entry removed")
   func stoppedEmitsFinalDeltaAndRemovesEntry() async throws {
     let sink = CollectingTestSink()

@@ -6,7 +6,7 @@ import Testing
 
 @Suite("Stats table internals")
 struct StatsTableTests {
-  @Test("an entry is 80 bytes: 56 bytes of key, 21 of value, 3 of padding")
+  @Test("an entry is 80 bytes: 56 bytes of key, 23 of value, 1 of padding")
   func entryLayout() {
     #expect(MemoryLayout<StatsEntry>.size == 80)
     #expect(MemoryLayout<StatsEntry>.stride == 80)

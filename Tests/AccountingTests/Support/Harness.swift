@@ -37,12 +37,12 @@ struct TestClient: Sendable {
   /// An announce of this client.
   func request(
     uploaded: UInt64, downloaded: UInt64, left: UInt64 = 1000, event: AnnounceEvent = .none,
-    passkey: Substring?? = .none
+    key: UInt32? = nil, passkey: Substring?? = .none
   ) -> AnnounceRequest {
     AnnounceRequest(
       infoHash: infoHash, peerID: peerID, endpoint: endpoint, uploaded: uploaded,
       downloaded: downloaded,
-      left: left, event: event, passkey: passkey ?? self.passkey)
+      left: left, event: event, key: key, passkey: passkey ?? self.passkey)
   }
 }
 
@@ -96,10 +96,11 @@ struct AccountingHarness: Sendable {
   @discardableResult
   func announce(
     _ client: TestClient, uploaded: UInt64, downloaded: UInt64, left: UInt64 = 1000,
-    event: AnnounceEvent = .none
+    event: AnnounceEvent = .none, key: UInt32? = nil
   ) async throws(TrackerFailure) -> AnnounceResponse {
     try await tracker.announce(
-      client.request(uploaded: uploaded, downloaded: downloaded, left: left, event: event))
+      client.request(
+        uploaded: uploaded, downloaded: downloaded, left: left, event: event, key: key))
   }
 
   /// Announces and returns the outcome instead of throwing (for tasks).

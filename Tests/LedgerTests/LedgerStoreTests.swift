@@ -130,6 +130,28 @@ import Testing
     #expect(try await storedTotals(store) == expectedTotals(first + ahead))
   }
 
+  /// Dropping a lost partition's records from a batch leaves the rest whole.
+  @Test func removingPartitionsKeepsTheOtherRecords() {
+    var source = LedgerTestDeltas()
+    let deltas = (0..<6).map {
+      source.next(user: $0, torrent: 1, uploaded: Int64($0), downloaded: 0)
+    }
+    var batch = LedgerBatch()
+    for (index, delta) in deltas.enumerated() {
+      batch.append(record(delta, partition: Int32(index % 3), offset: Int64(index)))
+    }
+    batch.append(
+      KafkaRawRecord(partition: 1, offset: 9, key: [], value: Array("junk".utf8), headers: []))
+    batch.append(
+      KafkaRawRecord(partition: 2, offset: 9, key: [], value: Array("junk".utf8), headers: []))
+    let kept = batch.removing(partitions: [1])
+    #expect(kept.recordCount == 5 && kept.deltaCount == 4 && kept.rejectedCount == 1)
+    #expect(kept.nextOffsets == [0: 4, 2: 10])
+    #expect(kept.newestReportedAtByPartition.keys.sorted() == [0, 2])
+    #expect(batch.removing(partitions: []).recordCount == batch.recordCount)
+    #expect(batch.removing(partitions: [0, 1, 2]).isEmpty)
+  }
+
   /// One delta as a per-delta Kafka record.
   func record(_ delta: Delta, partition: Int32, offset: Int64) -> KafkaRawRecord {
     let first = KafkaRecordLayout.record(for: delta)

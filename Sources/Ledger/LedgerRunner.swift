@@ -63,6 +63,10 @@ public final class LedgerRunner: Sendable {
     public var partitions: [Int32] = []
     /// Consumer group assignments, revocations and losses acted on since start.
     public var rebalances: Int64 = 0
+    /// Of those, assignments lost without a revocation (the session timed
+    /// out, `max.poll.interval.ms` passed during an apply): what had been
+    /// read from them was dropped.
+    public var lostAssignments: Int64 = 0
     /// The last failure, while retrying.
     public var lastError: String?
   }
@@ -237,6 +241,8 @@ public final class LedgerRunner: Sendable {
         $0.caughtUp = caughtUp
         $0.partitions = partitions
         $0.rebalances += Int64(rebalances.count)
+        $0.lostAssignments += Int64(
+          rebalances.filter { if case .lost = $0 { true } else { false } }.count)
       }
       if batch.isEmpty && rebalances.isEmpty { await Task.yield() }
     }

@@ -179,4 +179,89 @@ import Testing
       "LEDGER-GROUP deltas=\(topic.published.count) partitions=\(partitions.count) first_join=\(firstJoin) split_after_second_started=\(split) takeover_after_second_left=\(takeover) first=\(one.applied)/\(one.transactions)tx/\(one.rebalances)rebalances second=\(two.applied)/\(two.transactions)tx/\(two.rebalances)rebalances duplicates=\(one.duplicates + two.duplicates)"
     )
   }
+
+  /// A zombie: a ledger whose apply stalls (its partitions' rows locked by
+  /// another session) past `max.poll.interval.ms` is put out of the group
+  /// while its statement is still waiting; the other ledger is assigned its
+  /// partitions and reads the same records from the same stored offsets.
+  /// When the lock goes, the zombie's statement commits first (it waited
+  /// first), the other's skips those records by offset under the row lock,
+  /// and the zombie, told its assignment was lost, gives it up and rejoins:
+  /// every delta still counts once.
+  @Test func aLedgerStalledPastThePollIntervalLosesItsPartitionsAndNothingCountsTwice()
+    async throws
+  {
+    let topic = try await Topic()
+    try await topic.publish(5)
+    let partitions = try topic.partitions()
+    let (store, destination) = try await TestPostgres.migratedStore()
+    defer { Task { await store.close() } }
+    var properties = Self.groupProperties
+    properties["max.poll.interval.ms"] = "7000"
+    let configuration = LedgerConfiguration(
+      source: LedgerSource(bootstrap: Self.bootstrap, topic: topic.name), destination: destination,
+      group: "privtrak-ledger-test-\(UInt64.random(in: 0..<UInt64.max) & 0xffff_ffff)",
+      maxBatchRecords: 7, kafkaProperties: properties, retryInitialBackoff: .milliseconds(50))
+    let first = LedgerRunner(configuration: configuration, logger: TestPostgres.logger)
+    let firstRun = Task { try await first.run() }
+    try await waitUntil("the first ledger applied the topic alone", timeout: .seconds(120)) {
+      first.status.partitions == partitions && first.status.caughtUp
+        && first.status.applied == topic.published.count
+    }
+    let second = LedgerRunner(configuration: configuration, logger: TestPostgres.logger)
+    let secondRun = Task { try await second.run() }
+    try await waitUntil("the group split the partitions", timeout: .seconds(120)) {
+      !first.status.partitions.isEmpty && !second.status.partitions.isEmpty
+        && Set(first.status.partitions).union(second.status.partitions) == Set(partitions)
+    }
+    let stalled = first.status.partitions
+
+    // Another session locks the first ledger's partition rows: its next
+    // apply waits, longer than max.poll.interval.ms.
+    let locker = try await PostgresLedgerStore.connect(to: destination, logger: TestPostgres.logger)
+    defer { Task { await locker.close() } }
+    _ = try await locker.rows("BEGIN")
+    let locked = try await locker.rows(
+      "SELECT partition FROM privtrak.partition_offsets WHERE topic = '\(topic.name)' AND partition IN (\(stalled.map(String.init).joined(separator: ","))) FOR UPDATE"
+    )
+    #expect(locked.count == stalled.count, "rows of \(stalled): \(locked)")
+    let transactionsBefore = first.status.transactions
+    try await topic.publish(5)
+    try await waitUntil(
+      "the group gave the stalled ledger's partitions to the other", timeout: .seconds(120)
+    ) {
+      second.status.partitions == partitions
+    }
+    #expect(
+      first.status.transactions == transactionsBefore,
+      "the stalled apply committed: \(first.status)")
+    _ = try await locker.rows("ROLLBACK")
+
+    do {
+      try await waitUntil(
+        "every delta applied, the zombie back in the group", timeout: .seconds(120)
+      ) {
+        first.status.applied + second.status.applied >= topic.published.count
+          && first.status.lostAssignments > 0 && !first.status.partitions.isEmpty
+          && first.status.caughtUp && second.status.caughtUp
+      }
+    } catch {
+      Issue.record("\(error): first \(first.status), second \(second.status)")
+    }
+    firstRun.cancel()
+    secondRun.cancel()
+    try await firstRun.value
+    try await secondRun.value
+    try await topic.sink.close()
+    let one = first.status
+    let two = second.status
+    #expect(one.applied + two.applied == Int64(topic.published.count))
+    // The zombie's batch committed first; the other read those records too
+    // and skipped them by offset.
+    #expect(two.skipped > 0, "\(two)")
+    #expect(try await storedTotals(store) == expectedTotals(topic.published))
+    print(
+      "LEDGER-GROUP-ZOMBIE deltas=\(topic.published.count) first=\(one.applied) applied/\(one.lostAssignments) lost/\(one.rebalances) rebalances second=\(two.applied) applied/\(two.skipped) skipped"
+    )
+  }
 }

@@ -289,6 +289,7 @@ let package = Package(
         "Ledger", "DeltaModel", "DeltaWire", "KafkaSink", "BitTorrent", "PrivtrakTestSupport",
         .product(name: "PostgresNIO", package: "postgres-nio"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "MetricsTestKit", package: "swift-metrics"),
       ],
       swiftSettings: strictSettings
     ),

@@ -168,18 +168,29 @@ public final class KafkaRecordReader {
   /// reader's position, summed. Transaction markers count until the end is
   /// reported past them.
   public func lag() -> Int64 {
+    partitions.reduce(0) { $0 + (lag(of: $1) ?? 0) }
+  }
+
+  /// Records of `partition` not read yet (as in ``lag()``); nil before
+  /// librdkafka learned the partition's high watermark.
+  public func lag(of partition: Int32) -> Int64? {
     precondition(!closed, "lag after close")
-    var total: Int64 = 0
-    for partition in partitions {
-      var low: Int64 = 0
-      var high: Int64 = 0
-      guard
-        rd_kafka_get_watermark_offsets(client, topic, partition, &low, &high)
-          == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0
-      else { continue }
-      total += max(0, high - max(low, positions[partition] ?? low))
-    }
-    return total
+    return Self.lag(
+      client: client, topic: topic, partition: partition, position: positions[partition])
+  }
+
+  /// The high watermark librdkafka last learned for `partition` minus
+  /// `position` (or the low watermark when there is none), at least 0.
+  static func lag(client: OpaquePointer, topic: String, partition: Int32, position: Int64?)
+    -> Int64?
+  {
+    var low: Int64 = 0
+    var high: Int64 = 0
+    guard
+      rd_kafka_get_watermark_offsets(client, topic, partition, &low, &high)
+        == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0
+    else { return nil }
+    return max(0, high - max(low, position ?? low))
   }
 
   /// Leaves the partitions and frees the client; `poll` must not be called afterwards.
@@ -193,40 +204,64 @@ public final class KafkaRecordReader {
   private func consume(_ message: UnsafeMutablePointer<rd_kafka_message_t>)
     throws(KafkaDeltaReaderError) -> KafkaRawRecord?
   {
-    let partition = message.pointee.partition
-    let offset = message.pointee.offset
-    switch message.pointee.err {
-    case RD_KAFKA_RESP_ERR_NO_ERROR:
-      positions[partition] = max(positions[partition] ?? 0, offset + 1)
-      partitionsAtEnd.remove(partition)
-      return KafkaRawRecord(
-        partition: partition, offset: offset,
-        key: Self.bytes(message.pointee.key, message.pointee.key_len),
-        value: Self.bytes(message.pointee.payload, message.pointee.len),
-        headers: Self.headers(of: message))
-    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-      // The fetch position at EOF is past trailing transaction markers, which
-      // are never delivered as records.
+    switch try Self.classify(message) {
+    case .record(let record):
+      positions[record.partition] = max(positions[record.partition] ?? 0, record.offset + 1)
+      partitionsAtEnd.remove(record.partition)
+      return record
+    case .endOfPartition(let partition, let offset):
       positions[partition] = max(positions[partition] ?? 0, offset)
       partitionsAtEnd.insert(partition)
       return nil
-    case RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-      RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
-      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-      throw .consumer(message: Self.errorText(message))
-    default:
-      // librdkafka retries these itself (broker down, leader moved, ...).
-      lastTransientError = Self.errorText(message)
+    case .transient(let text):
+      lastTransientError = text
       return nil
     }
   }
 
-  private static func makeConsumer(_ settings: [String: String]) throws(KafkaDeltaReaderError)
-    -> OpaquePointer
+  /// What one message polled from a consumer is.
+  enum PolledMessage {
+    /// A record.
+    case record(KafkaRawRecord)
+    /// The end of a partition: `offset` is the fetch position there (past
+    /// trailing transaction markers, which are never delivered as records).
+    case endOfPartition(partition: Int32, offset: Int64)
+    /// An error librdkafka retries by itself (broker down, leader moved, ...).
+    case transient(String)
+  }
+
+  /// Classifies a polled message; throws for errors a consumer cannot continue after.
+  static func classify(_ message: UnsafeMutablePointer<rd_kafka_message_t>)
+    throws(KafkaDeltaReaderError) -> PolledMessage
   {
+    let partition = message.pointee.partition
+    let offset = message.pointee.offset
+    switch message.pointee.err {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+      return .record(
+        KafkaRawRecord(
+          partition: partition, offset: offset,
+          key: bytes(message.pointee.key, message.pointee.key_len),
+          value: bytes(message.pointee.payload, message.pointee.len),
+          headers: headers(of: message)))
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+      return .endOfPartition(partition: partition, offset: offset)
+    case RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+      RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
+      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+      throw .consumer(message: errorText(message))
+    default:
+      return .transient(errorText(message))
+    }
+  }
+
+  static func makeConsumer(
+    _ settings: [String: String], configure: (OpaquePointer) -> Void = { _ in }
+  ) throws(KafkaDeltaReaderError) -> OpaquePointer {
     let client: OpaquePointer
     do throws(LibrdkafkaClientError) {
-      client = try LibrdkafkaClient.create(RD_KAFKA_CONSUMER, settings: settings)
+      client = try LibrdkafkaClient.create(
+        RD_KAFKA_CONSUMER, settings: settings, configure: configure)
     } catch {
       throw .client(message: error.message)
     }
@@ -236,7 +271,7 @@ public final class KafkaRecordReader {
   }
 
   /// The topic's partitions from an all-topics metadata request (which never auto-creates).
-  private static func partitions(of topic: String, client: OpaquePointer, timeout: Int32)
+  static func partitions(of topic: String, client: OpaquePointer, timeout: Int32)
     throws(KafkaDeltaReaderError) -> [Int32]
   {
     var metadata: UnsafePointer<rd_kafka_metadata>?
@@ -269,17 +304,17 @@ public final class KafkaRecordReader {
     }
   }
 
-  private static func errorText(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> String {
+  static func errorText(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> String {
     "\(String(cString: rd_kafka_err2name(message.pointee.err))): "
       + String(cString: rd_kafka_message_errstr(message))
   }
 
-  private static func bytes(_ pointer: UnsafeMutableRawPointer?, _ count: Int) -> [UInt8] {
+  static func bytes(_ pointer: UnsafeMutableRawPointer?, _ count: Int) -> [UInt8] {
     guard let pointer, count > 0 else { return [] }
     return Array(UnsafeRawBufferPointer(start: pointer, count: count))
   }
 
-  private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>)
+  static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>)
     -> [KafkaRecordHeader]
   {
     var list: OpaquePointer?

@@ -52,3 +52,42 @@ let logCallback:
       level: logLevel, "librdkafka: \(message.map { String(cString: $0) } ?? "")",
       metadata: ["librdkafka.facility": "\(facilityName)"])
   }
+
+/// Consumer group rebalances of a ``KafkaGroupRecordReader`` (its
+/// `GroupRebalanceEvents` as the opaque); served inside
+/// `rd_kafka_consumer_poll` and `rd_kafka_consumer_close` on the reader's
+/// thread. The assignment is not changed here: the rebalance is queued for
+/// the reader's caller, which seeks to offsets of its own (`assign`) or
+/// first finishes or drops what it read (`unassign`), and the poll in
+/// progress returns at once (`rd_kafka_yield`). Only while the reader
+/// closes is the assignment given up here, as the close expects.
+let rebalanceCallback:
+  @convention(c) (
+    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+    UnsafeMutableRawPointer?
+  ) -> Void = {
+    client, code, list, opaque in
+    guard let client, let opaque else { return }
+    let events = Unmanaged<GroupRebalanceEvents>.fromOpaque(opaque).takeUnretainedValue()
+    if events.closing {
+      rd_kafka_assign(client, nil)
+      return
+    }
+    var partitions: [Int32] = []
+    if let list, let elements = list.pointee.elems {
+      partitions = UnsafeBufferPointer(start: elements, count: Int(list.pointee.cnt)).map(
+        \.partition
+      ).sorted()
+    }
+    switch code {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+      events.post(.assigned(partitions))
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+      events.post(rd_kafka_assignment_lost(client) != 0 ? .lost(partitions) : .revoked(partitions))
+    default:
+      // A failed rebalance: librdkafka wants the assignment cleared, and
+      // what was read from it may already be another member's.
+      events.post(.lost(partitions))
+    }
+    rd_kafka_yield(client)
+  }

@@ -18,7 +18,11 @@ public struct LedgerBatch: Sendable {
   public private(set) var nextOffsets: [Int32: Int64] = [:]
   /// The newest `reported_at_ms` among the deltas (lag in seconds).
   public private(set) var newestReportedAtMilliseconds: Int64?
+  /// Per partition: the newest `reported_at_ms` among its deltas.
+  public private(set) var newestReportedAtByPartition: [Int32: Int64] = [:]
 
+  /// Records taken per partition (``removing(partitions:)``).
+  var recordsPerPartition: [Int32: Int] = [:]
   var partition: [Int32] = []
   var offset: [Int64] = []
   var userID: [ByteBuffer] = []
@@ -55,6 +59,7 @@ public struct LedgerBatch: Sendable {
   @discardableResult
   public mutating func append(_ record: KafkaRawRecord) -> DeltaWireError? {
     recordCount += 1
+    recordsPerPartition[record.partition, default: 0] += 1
     nextOffsets[record.partition] = max(nextOffsets[record.partition] ?? 0, record.offset + 1)
     do {
       let deltas = try KafkaRecordLayout.decode(value: record.value, headers: record.headers)
@@ -94,5 +99,50 @@ public struct LedgerBatch: Sendable {
     downloadFactor.append(Int32(clamping: delta.factors.downloadPercent))
     newestReportedAtMilliseconds = max(
       newestReportedAtMilliseconds ?? .min, delta.reportedAtMilliseconds)
+    newestReportedAtByPartition[partition] = max(
+      newestReportedAtByPartition[partition] ?? .min, delta.reportedAtMilliseconds)
+  }
+
+  /// The batch without the records of `partitions` (deltas, rejected
+  /// records and offsets), as if they had never been taken.
+  public func removing(partitions dropped: Set<Int32>) -> LedgerBatch {
+    guard !dropped.isEmpty else { return self }
+    var kept = LedgerBatch()
+    kept.recordsPerPartition = recordsPerPartition.filter { !dropped.contains($0.key) }
+    kept.recordCount = kept.recordsPerPartition.values.reduce(0, +)
+    kept.nextOffsets = nextOffsets.filter { !dropped.contains($0.key) }
+    for index in partition.indices where !dropped.contains(partition[index]) {
+      kept.deltaCount += 1
+      kept.partition.append(partition[index])
+      kept.offset.append(offset[index])
+      kept.userID.append(userID[index])
+      kept.infoHash.append(infoHash[index])
+      kept.uploaded.append(uploaded[index])
+      kept.downloaded.append(downloaded[index])
+      kept.event.append(event[index])
+      kept.reportedAt.append(reportedAt[index])
+      kept.seeding.append(seeding[index])
+      kept.interval.append(interval[index])
+      kept.reset.append(reset[index])
+      kept.instance.append(instance[index])
+      kept.sequence.append(sequence[index])
+      kept.clientIP.append(clientIP[index])
+      kept.peerID.append(peerID[index])
+      kept.uploadFactor.append(uploadFactor[index])
+      kept.downloadFactor.append(downloadFactor[index])
+      kept.newestReportedAtMilliseconds = max(
+        kept.newestReportedAtMilliseconds ?? .min, reportedAt[index])
+      kept.newestReportedAtByPartition[partition[index]] = max(
+        kept.newestReportedAtByPartition[partition[index]] ?? .min, reportedAt[index])
+    }
+    for index in rejectedPartition.indices where !dropped.contains(rejectedPartition[index]) {
+      kept.rejectedCount += 1
+      kept.rejectedPartition.append(rejectedPartition[index])
+      kept.rejectedOffset.append(rejectedOffset[index])
+      kept.rejectedKey.append(rejectedKey[index])
+      kept.rejectedValue.append(rejectedValue[index])
+      kept.rejectedReason.append(rejectedReason[index])
+    }
+    return kept
   }
 }

@@ -6,8 +6,13 @@ public struct LedgerConfiguration: Sendable, Hashable {
   public var destination: LedgerDestination
   /// A static assignment: the partitions this instance applies (several
   /// ledger instances split a topic by giving each its own list); nil reads
-  /// every partition.
+  /// every partition. Ignored when ``group`` is set.
   public var partitions: [Int32]?
+  /// Consumer-group assignment: the Kafka consumer group whose members
+  /// split the topic's partitions between them (librdkafka `subscribe`;
+  /// every assignment starts at the offsets PostgreSQL stores, and a
+  /// revocation waits for the batch in flight); nil uses ``partitions``.
+  public var group: String?
   /// Most Kafka records in one PostgreSQL transaction.
   public var maxBatchRecords: Int
   /// Extra librdkafka properties (applied last; `isolation.level` stays
@@ -25,12 +30,13 @@ public struct LedgerConfiguration: Sendable, Hashable {
   /// Creates a configuration.
   public init(
     source: LedgerSource, destination: LedgerDestination, partitions: [Int32]? = nil,
-    maxBatchRecords: Int = 5000, kafkaProperties: [String: String] = [:],
+    group: String? = nil, maxBatchRecords: Int = 5000, kafkaProperties: [String: String] = [:],
     retryInitialBackoff: Duration = .milliseconds(200), retryMaxBackoff: Duration = .seconds(10)
   ) {
     self.source = source
     self.destination = destination
     self.partitions = partitions
+    self.group = group
     self.maxBatchRecords = maxBatchRecords
     self.kafkaProperties = kafkaProperties
     self.retryInitialBackoff = retryInitialBackoff

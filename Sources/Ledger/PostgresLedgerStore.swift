@@ -32,14 +32,20 @@ public enum LedgerStoreError: Error, Sendable, CustomStringConvertible {
   case applyAbandoned(reason: String)
   /// A migration already applied differs from the embedded one.
   case migrationChanged(file: String, recorded: String, embedded: String)
+  /// `apply_deltas_from` refused the batch: it was read from above a
+  /// partition's stored next offset (the records in between would never be
+  /// applied). Nothing changed; the ledger re-reads from the stored offsets.
+  case readAheadOfStoredOffset(message: String)
   /// The database holds migrations this binary does not know (it is older).
   case unknownMigration(version: Int)
 
-  /// Whether the ledger retries after it (only an abandoned apply); the
-  /// others stop the start.
+  /// Whether the ledger retries after it (an abandoned apply, a batch read
+  /// ahead of the stored offsets); the others stop the start.
   public var isRetryable: Bool {
-    if case .applyAbandoned = self { return true }
-    return false
+    switch self {
+    case .applyAbandoned, .readAheadOfStoredOffset: true
+    case .migrationFailed, .migrationChanged, .unknownMigration: false
+    }
   }
 
   public var description: String {
@@ -50,6 +56,8 @@ public enum LedgerStoreError: Error, Sendable, CustomStringConvertible {
       "ledger migration \(file) was changed after it was applied (checksum \(recorded.prefix(12))… in the database, \(embedded.prefix(12))… here)"
     case .applyAbandoned(let reason):
       "the apply statement was abandoned: \(reason)"
+    case .readAheadOfStoredOffset(let message):
+      message
     case .unknownMigration(let version):
       "the database has ledger migration \(version), which this privtrak does not know: run a newer privtrak"
     }
@@ -183,14 +191,15 @@ public final class PostgresLedgerStore: Sendable {
   /// closes: then throws ``LedgerStoreError/applyAbandoned(reason:)`` (the
   /// statement may or may not have committed; the stored offsets tell).
   /// Not cancelled by its caller's cancellation: a statement sent is
-  /// answered (a SIGTERM lets it finish).
-  public func apply(_ batch: LedgerBatch, topic: String, timeout: Duration) async throws
-    -> ApplyOutcome
-  {
+  /// answered (a SIGTERM lets it finish). `from`: as in
+  /// ``apply(_:topic:from:)``.
+  public func apply(
+    _ batch: LedgerBatch, topic: String, from: [Int32: Int64] = [:], timeout: Duration
+  ) async throws -> ApplyOutcome {
     let outcome = OneShot<ApplyOutcome>()
     let query = Task {
       do {
-        outcome.finish(.success(try await self.apply(batch, topic: topic)))
+        outcome.finish(.success(try await self.apply(batch, topic: topic, from: from)))
       } catch {
         outcome.finish(.failure(error))
       }
@@ -217,13 +226,24 @@ public final class PostgresLedgerStore: Sendable {
     return try await outcome.value()
   }
 
-  /// Applies `batch` and advances its partitions' offsets, in one statement.
-  public func apply(_ batch: LedgerBatch, topic: String) async throws -> ApplyOutcome {
+  /// Applies `batch` and advances its partitions' offsets, in one statement
+  /// (`apply_deltas_from`).
+  ///
+  /// `from`: per partition of the batch, the offset the reading of its
+  /// records started at (where the reader was seeked, or the previous
+  /// batch's next offset); a partition without one counts as 0, which
+  /// checks nothing. A batch read from above a partition's stored next
+  /// offset is refused: throws ``LedgerStoreError/readAheadOfStoredOffset(message:)``,
+  /// nothing changed.
+  public func apply(_ batch: LedgerBatch, topic: String, from: [Int32: Int64] = [:])
+    async throws -> ApplyOutcome
+  {
     let partitions = batch.nextOffsets.keys.sorted()
     let nextOffsets = partitions.map { batch.nextOffsets[$0]! }
+    let fromOffsets = partitions.map { from[$0] ?? 0 }
     let query: PostgresQuery = """
-      SELECT applied, duplicates, skipped FROM privtrak.apply_deltas(
-        \(topic)::text, \(partitions)::int[], \(nextOffsets)::bigint[],
+      SELECT applied, duplicates, skipped FROM privtrak.apply_deltas_from(
+        \(topic)::text, \(partitions)::int[], \(fromOffsets)::bigint[], \(nextOffsets)::bigint[],
         \(batch.partition)::int[], \(batch.offset)::bigint[],
         \(batch.userID)::bytea[], \(batch.infoHash)::bytea[],
         \(batch.uploaded)::bigint[], \(batch.downloaded)::bigint[], \(batch.event)::smallint[],
@@ -235,11 +255,16 @@ public final class PostgresLedgerStore: Sendable {
         \(batch.rejectedKey)::bytea[], \(batch.rejectedValue)::bytea[],
         \(batch.rejectedReason)::text[])
       """
-    let rows = try await connection.query(query, logger: logger)
-    for try await (applied, duplicates, skipped) in rows.decode((Int64, Int64, Int64).self) {
-      return ApplyOutcome(applied: applied, duplicates: duplicates, skipped: skipped)
+    do {
+      let rows = try await connection.query(query, logger: logger)
+      for try await (applied, duplicates, skipped) in rows.decode((Int64, Int64, Int64).self) {
+        return ApplyOutcome(applied: applied, duplicates: duplicates, skipped: skipped)
+      }
+      return ApplyOutcome(applied: 0, duplicates: 0, skipped: 0)
+    } catch let error as PSQLError where error.serverInfo?[.sqlState] == Self.readAheadState {
+      // The server's error surfaces in query() or while the rows are read.
+      throw LedgerStoreError.readAheadOfStoredOffset(message: Self.message(of: error))
     }
-    return ApplyOutcome(applied: 0, duplicates: 0, skipped: 0)
   }
 
   /// Runs one SQL statement and returns its rows with every value as text
@@ -264,6 +289,10 @@ public final class PostgresLedgerStore: Sendable {
     default: return try? cell.decode(String.self)
     }
   }
+
+  /// The SQLSTATE `apply_deltas_from` raises for a batch read ahead of the
+  /// stored offset (migration 0002).
+  static let readAheadState = "PT409"
 
   /// The dollar quote around a migration's text (which must not contain it).
   static let migrationQuote = "$privtrak_migration$"

@@ -121,6 +121,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var adminListen: ListenAddress? = ListenAddress(host: "127.0.0.1", port: 9091)
     /// A static assignment of partitions; empty: every partition.
     public var partitions: [Int32] = []
+    /// A Kafka consumer group whose members split the partitions (instead
+    /// of a static list); empty: none.
+    public var group = ""
     /// Most Kafka records per PostgreSQL transaction.
     public var maxBatchRecords = 5000
     /// Longest wait for one batch's apply statement before the connection
@@ -409,6 +412,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
       partitions.append(partition)
     }
     ledger.partitions = partitions.isEmpty ? ledger.partitions : partitions
+    ledger.group = try reader.string("ledger.group", default: ledger.group)
+    if !ledger.group.isEmpty && !ledger.partitions.isEmpty {
+      throw reader.fail(
+        "ledger.group",
+        "ledger.group ('\(ledger.group)') and ledger.partitions (\(ledger.partitions)) exclude each other: the group assigns the partitions"
+      )
+    }
     ledger.maxBatchRecords = try reader.integer(
       "ledger.max_batch_records", default: ledger.maxBatchRecords, range: 1...1_000_000)
     ledger.applyTimeout = try reader.seconds(

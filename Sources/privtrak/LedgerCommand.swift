@@ -35,11 +35,19 @@ extension Privtrak {
       help: "Admin listen address for /metrics, /healthz, /readyz, or 'off' (ledger.admin).")
     var admin: String?
 
+    @Option(
+      name: .long,
+      help:
+        "Split the partitions with the other ledgers of this Kafka consumer group (ledger.group; excludes ledger.partitions)."
+    )
+    var group: String?
+
     func run() async throws {
       var overrides: [String: String] = [:]
       if let from { overrides["PRIVTRAK_LEDGER_FROM"] = from }
       if let to { overrides["PRIVTRAK_LEDGER_TO"] = to }
       if let admin { overrides["PRIVTRAK_LEDGER_ADMIN"] = admin }
+      if let group { overrides["PRIVTRAK_LEDGER_GROUP"] = group }
       let service: ServiceConfiguration
       do {
         service = try loadConfiguration(path: config, overriding: overrides)
@@ -70,6 +78,7 @@ extension Privtrak {
       var configuration = LedgerConfiguration(
         source: source, destination: destination,
         partitions: settings.partitions.isEmpty ? nil : settings.partitions,
+        group: settings.group.isEmpty ? nil : settings.group,
         maxBatchRecords: settings.maxBatchRecords, kafkaProperties: service.kafka.properties)
       configuration.applyTimeout = settings.applyTimeout
       let runner = LedgerRunner(

@@ -86,6 +86,24 @@ import Testing
       try ServiceConfiguration.parse(yaml: "admin:\n  listen: off\n", file: "f").adminListen == nil)
   }
 
+  @Test func ledgerGroupFromFileAndEnvironmentExcludesAStaticPartitionList() throws {
+    #expect(try ServiceConfiguration.parse(yaml: "", file: "f").ledger.group == "")
+    let grouped = try ServiceConfiguration.parse(
+      yaml: "ledger:\n  group: site-ledgers\n", file: "ledger.yaml")
+    #expect(grouped.ledger.group == "site-ledgers" && grouped.ledger.partitions.isEmpty)
+    let overridden = try ServiceConfiguration.parse(
+      yaml: "ledger:\n  group: site-ledgers\n", file: "ledger.yaml",
+      environment: ["PRIVTRAK_LEDGER_GROUP": "other"])
+    #expect(overridden.ledger.group == "other")
+    #expect {
+      try ServiceConfiguration.parse(
+        yaml: "ledger:\n  group: site-ledgers\n  partitions: [0, 1]\n", file: "both.yaml")
+    } throws: { error in
+      guard let error = error as? ConfigurationError else { return false }
+      return error.key == "ledger.group" && error.description.contains("ledger.partitions")
+    }
+  }
+
   @Test(arguments: ["sink:\n  url: \"null:\"\n", "sink:\n  url: none\n"])
   func nullSinkFromYAMLAndItsOlderSpelling(yaml: String) throws {
     let config = try ServiceConfiguration.parse(yaml: yaml, file: "bench.yaml")

@@ -6,7 +6,8 @@ Required environment (the suite FAILS without it, it never skips):
   PRIVTRAK_BIN=/path/to/privtrak     the binary under test
   . scripts/env.sh                   librdkafka >= 2.2 (the harness adds .runtime/lib anyway)
 Python: the pyenv python3 with confluent_kafka, protobuf and moto (scripts/setup).
-Broker ports: 19492..19499 (one per test; never 19092, which `make test` uses).
+Broker ports: 19492..19499 (one per test; never 19092, which `make test` uses);
+the ledger consumer-group scenario: broker 19691, PostgreSQL 19634.
 """
 
 from __future__ import annotations

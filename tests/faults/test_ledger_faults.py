@@ -35,6 +35,17 @@ so the ledger needs many transactions, and injects its fault:
    check under the partition row lock skips what the other committed (the
    skipped counts are in the figures).
 
+5. two ledgers join one consumer group (`ledger.group`, a 6 s session so
+   that Tansu's JoinGroup, held for half the session, takes 3 s) on a topic
+   of their own (broker port GROUP_BROKER_PORT, PostgreSQL GROUP_PG_PORT:
+   fixed ports of their own, apart from the other scenarios'); once both
+   hold partitions and the second stored offsets, it is SIGKILLed mid-run.
+   The group notices after the session timeout and the survivor is
+   assigned every partition, starting at the offsets the killed one stored
+   (its skipped count stays 0: nothing it reads was applied before), and
+   finishes the topic. The join, the kill-to-takeover and the kill-to-exact
+   times are in the figures.
+
 "Done" is exact: user_totals equals the truth AND the stored next offsets
 reach each partition's high watermark (past the last delta there are the
 tracker's commit markers and the harness reader's sentinel records, which
@@ -50,13 +61,14 @@ under a deadline; a FAULT-FIGURES line per test gives the figures.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -73,28 +85,28 @@ TARGET_DELTAS = 6000
 NOTICE_S = 15.0  # a ledger whose PostgreSQL went away must notice (retry) within this
 
 
-def pg(cmd: str) -> None:
-    out = subprocess.run([str(PG_SCRIPT), cmd, str(PG_PORT)], capture_output=True, timeout=90)
-    assert out.returncode == 0, f"scripts/postgres {cmd} {PG_PORT}: {out.stderr.decode(errors='replace')}"
+def pg(cmd: str, port: int = PG_PORT) -> None:
+    out = subprocess.run([str(PG_SCRIPT), cmd, str(port)], capture_output=True, timeout=90)
+    assert out.returncode == 0, f"scripts/postgres {cmd} {port}: {out.stderr.decode(errors='replace')}"
 
 
-def pg_connect(db: str):
+def pg_connect(db: str, port: int = PG_PORT):
     import psycopg
-    return psycopg.connect(f"host={HOST} port={PG_PORT} user=postgres dbname={db} connect_timeout=2",
+    return psycopg.connect(f"host={HOST} port={port} user=postgres dbname={db} connect_timeout=2",
                            autocommit=True)
 
 
 class Db:
     """Read-only view of one ledger database; reconnects after an outage."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, name: str, port: int = PG_PORT):
+        self.name, self.port = name, port
         self.conn = None
 
     def query(self, sql: str):
         try:
             if self.conn is None or self.conn.closed:
-                self.conn = pg_connect(self.name)
+                self.conn = pg_connect(self.name, self.port)
             with self.conn.cursor() as cur:
                 cur.execute(sql)
                 return cur.fetchall()
@@ -102,21 +114,21 @@ class Db:
             self.close()
             raise
 
-    def offsets(self) -> Dict[int, int]:
+    def offsets(self, topic: str = TOPIC) -> Dict[int, int]:
         """The stored next offset of each partition ({} before the schema exists)."""
         exists = self.query("SELECT to_regclass('privtrak.partition_offsets') IS NOT NULL")[0][0]
         if not exists:
             return {}
         return {int(p): int(o) for p, o in self.query(
-            f"SELECT partition, next_offset FROM privtrak.partition_offsets WHERE topic = '{TOPIC}'")}
+            f"SELECT partition, next_offset FROM privtrak.partition_offsets WHERE topic = '{topic}'")}
 
-    def offsets_sum(self) -> int:
+    def offsets_sum(self, topic: str = TOPIC) -> int:
         """Sum of the stored next offsets (0 before the schema exists)."""
         exists = self.query("SELECT to_regclass('privtrak.partition_offsets') IS NOT NULL")[0][0]
         if not exists:
             return 0
         return int(self.query("SELECT coalesce(sum(next_offset), 0) FROM privtrak.partition_offsets "
-                              f"WHERE topic = '{TOPIC}'")[0][0])
+                              f"WHERE topic = '{topic}'")[0][0])
 
     def totals(self) -> Dict[str, Tuple[int, int]]:
         exists = self.query("SELECT to_regclass('privtrak.user_totals') IS NOT NULL")[0][0]
@@ -137,18 +149,23 @@ class Db:
 class LedgerProcess:
     """`privtrak ledger` with its own config file and admin port; restartable.
     `partitions`: a static assignment (ledger.partitions), else every partition;
+    `group`: a consumer group instead (ledger.group);
     `kafka_properties`: librdkafka properties for its consumer (kafka.properties)."""
 
     def __init__(self, binary: str, workdir: Path, bootstrap: str, db: str, name: str = "",
-                 partitions: Optional[List[int]] = None, kafka_properties: Optional[Dict[str, str]] = None):
+                 partitions: Optional[List[int]] = None, kafka_properties: Optional[Dict[str, str]] = None,
+                 group: Optional[str] = None, topic: str = TOPIC, pg_port: int = PG_PORT):
         self.binary, self.workdir = binary, workdir
         self.bootstrap, self.db = bootstrap, db
+        self.topic, self.pg_port = topic, pg_port
         self.name = name or db
         self.partitions = partitions
         self.config_path = workdir / f"ledger-{self.name}.yaml"
         config = f"ledger:\n  max_batch_records: {MAX_BATCH_RECORDS}\n"
         if partitions is not None:
             config += f"  partitions: [{', '.join(str(p) for p in partitions)}]\n"
+        if group is not None:
+            config += f"  group: {group}\n"
         if kafka_properties:
             config += "kafka:\n  properties:\n" + "".join(f'    {k}: "{v}"\n' for k, v in kafka_properties.items())
         self.config_path.write_text(config)
@@ -167,8 +184,8 @@ class LedgerProcess:
             log.flush()
             self.proc = subprocess.Popen(
                 [self.binary, "ledger", "--config", str(self.config_path),
-                 "--from", f"kafka://{self.bootstrap}/{TOPIC}",
-                 "--to", f"postgresql://postgres@{HOST}:{PG_PORT}/{self.db}",
+                 "--from", f"kafka://{self.bootstrap}/{self.topic}",
+                 "--to", f"postgresql://postgres@{HOST}:{self.pg_port}/{self.db}",
                  "--admin", f"{HOST}:{self.admin_port}"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=runtime_env(),
                 cwd=str(self.workdir), start_new_session=True)
@@ -177,26 +194,45 @@ class LedgerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def metrics(self) -> Dict[str, float]:
-        """privtrak_ledger_* counters of this process (empty if unreachable)."""
+    def metrics_text(self) -> Optional[str]:
+        """This process's /metrics (None if unreachable)."""
         try:
             c = http.client.HTTPConnection(HOST, self.admin_port, timeout=2)
             try:
                 c.request("GET", "/metrics")
-                body = c.getresponse().read().decode(errors="replace")
+                return c.getresponse().read().decode(errors="replace")
             finally:
                 c.close()
         except OSError:
+            return None
+
+    def metrics(self) -> Dict[str, float]:
+        """privtrak_ledger_* series of this process without labels (empty if
+        unreachable; labelled series: see partition_lag)."""
+        body = self.metrics_text()
+        if body is None:
             return self.last_metrics
         out = {}
         for line in body.splitlines():
-            if line.startswith("privtrak_ledger_"):
+            if line.startswith("privtrak_ledger_") and "{" not in line:
                 name, _, value = line.rpartition(" ")
                 try:
-                    out[name.split("{")[0]] = float(value)
+                    out[name] = float(value)
                 except ValueError:
                     pass
         self.last_metrics = out
+        return out
+
+    def partition_lag(self, unit: str = "records") -> Dict[int, float]:
+        """privtrak_ledger_partition_lag_<unit>{partition="N"}: the partitions
+        this ledger reads now, with their lag ({} if unreachable)."""
+        body = self.metrics_text() or ""
+        prefix = f'privtrak_ledger_partition_lag_{unit}{{partition="'
+        out = {}
+        for line in body.splitlines():
+            if line.startswith(prefix):
+                label, _, value = line.rpartition(" ")
+                out[int(label[len(prefix):].split('"')[0])] = float(value)
         return out
 
     def transactions(self) -> int:
@@ -238,11 +274,11 @@ class LedgerProcess:
 
 
 class Topic:
-    """The module's delta topic and its ground truth."""
+    """A delta topic and its ground truth."""
 
     def __init__(self, broker: Broker, truth: Dict[str, Tuple[int, int]], deltas: int, records: int,
-                 end: int, ends: Dict[int, int], accepted: int):
-        self.broker, self.bootstrap = broker, broker.bootstrap
+                 end: int, ends: Dict[int, int], accepted: int, name: str = TOPIC):
+        self.broker, self.bootstrap, self.name = broker, broker.bootstrap, name
         self.truth, self.deltas, self.records = truth, deltas, records
         self.end, self.ends, self.accepted = end, ends, accepted
 
@@ -259,13 +295,21 @@ def postgres():
 @pytest.fixture(scope="module")
 def topic(privtrak_bin: str, tmp_path_factory, postgres) -> Topic:
     """One broker, one topic of several thousand real deltas, the tracker stopped (exit 0)."""
-    workdir = tmp_path_factory.mktemp("ledger-topic")
-    broker = Broker(free_port(), workdir)
+    with produce_topic(privtrak_bin, tmp_path_factory.mktemp("ledger-topic"), free_port(), TOPIC) as t:
+        yield t
+
+
+@contextlib.contextmanager
+def produce_topic(privtrak_bin: str, workdir: Path, broker_port: int, name: str) -> Iterator[Topic]:
+    """A broker on `broker_port` with topic `name` of several thousand real
+    deltas (a tracker driven by real announces, then stopped, exit 0); the
+    broker stops on exit."""
+    broker = Broker(broker_port, workdir)
     tracker: Optional[Tracker] = None
     try:
         broker.start()
-        broker.create_topic(TOPIC, partitions=PARTITIONS)
-        tracker = Tracker(privtrak_bin, workdir, bootstrap=broker.bootstrap, topic=TOPIC, name="ledger-src",
+        broker.create_topic(name, partitions=PARTITIONS)
+        tracker = Tracker(privtrak_bin, workdir, bootstrap=broker.bootstrap, topic=name, name="ledger-src",
                           accounting={"batch_size": 100, "max_pending_deltas": 20000})
         tracker.start()
         entries = make_entries(users=12, torrents=5, clients_per_user=2, seed=77)
@@ -281,7 +325,7 @@ def topic(privtrak_bin: str, tmp_path_factory, postgres) -> Topic:
         settle(tracker, entries, ledger)
         rc = tracker.terminate(timeout=30)
         assert rc == 0, f"tracker exit code {rc} after SIGTERM\n{tracker.describe()}"
-        contents = read_topic_recovering(broker, TOPIC, [tracker.transactional_id])
+        contents = read_topic_recovering(broker, name, [tracker.transactional_id])
         truth = contents.totals()
         diff = compare(ledger.truth(), truth)
         assert diff == {}, f"the topic does not hold the accepted announces' bytes (tracker, not ledger): {diff}"
@@ -291,12 +335,12 @@ def topic(privtrak_bin: str, tmp_path_factory, postgres) -> Topic:
         # nothing writes any more (past the last delta: the tracker's commit
         # markers and the reader's sentinel records, which the ledger stores
         # as rejected records).
-        ends = high_watermarks(broker.bootstrap, TOPIC)
+        ends = high_watermarks(broker.bootstrap, name)
         last_delta = max(off for (_, off) in contents.where)
         assert sum(ends.values()) > last_delta, (ends, last_delta)
         t = Topic(broker, truth, len(contents.unique()), contents.records, sum(ends.values()), ends,
-                  ledger.accepted_count())
-        print(f"\nledger topic: {t.deltas} deltas in {t.records} records, partition ends {ends}, "
+                  ledger.accepted_count(), name=name)
+        print(f"\nledger topic {name}: {t.deltas} deltas in {t.records} records, partition ends {ends}, "
               f"{len(truth)} users, {t.accepted} accepted announces", flush=True)
         assert t.deltas >= 3000, f"only {t.deltas} deltas"
         yield t
@@ -327,14 +371,14 @@ def pg_sockets(led: "LedgerProcess") -> str:
     return f"ledger sockets to PostgreSQL: {mine or 'none'}"
 
 
-def fresh_db(name: str) -> Db:
-    admin = pg_connect("privtrak")
+def fresh_db(name: str, port: int = PG_PORT) -> Db:
+    admin = pg_connect("privtrak", port)
     try:
         admin.execute(f"DROP DATABASE IF EXISTS {name}")
         admin.execute(f"CREATE DATABASE {name}")
     finally:
         admin.close()
-    return Db(name)
+    return Db(name, port)
 
 
 def wait_mid_run(db: Db, led: LedgerProcess, topic: Topic, timeout: float = 60.0) -> int:
@@ -363,11 +407,11 @@ def wait_exact(db: Db, led: LedgerProcess, topic: Topic, timeout: float = 120.0)
     def done():
         if not led.alive():
             raise AssertionError(f"the ledger exited\n{led.describe()}")
-        return db.totals() == topic.truth and db.offsets_sum() >= topic.end
+        return db.totals() == topic.truth and db.offsets_sum(topic.name) >= topic.end
 
     def why() -> str:
         try:
-            got, offsets = db.totals(), db.offsets_sum()
+            got, offsets = db.totals(), db.offsets_sum(topic.name)
         except Exception as exc:  # noqa: BLE001
             return f"database unreadable: {exc!r}\n{led.describe()}"
         return (f"offsets {offsets}/{topic.end}; differences {compare(topic.truth, got)}\n{led.describe()}")
@@ -378,7 +422,8 @@ def wait_exact(db: Db, led: LedgerProcess, topic: Topic, timeout: float = 120.0)
 def final_checks(db: Db, led: LedgerProcess, topic: Topic) -> Dict[str, int]:
     got = db.totals()
     assert compare(topic.truth, got) == {}, compare(topic.truth, got)
-    offsets = dict(db.query(f"SELECT partition, next_offset FROM privtrak.partition_offsets WHERE topic = '{TOPIC}'"))
+    offsets = dict(db.query(f"SELECT partition, next_offset FROM privtrak.partition_offsets "
+                            f"WHERE topic = '{topic.name}'"))
     assert offsets == topic.ends, f"stored offsets {offsets} != partition ends {topic.ends}"
     applied = int(db.query("SELECT coalesce(sum(announces), 0) FROM privtrak.user_torrents")[0][0])
     assert applied == topic.deltas, f"{applied} deltas counted in user_torrents.announces, topic has {topic.deltas}"
@@ -662,5 +707,106 @@ def test_two_ledgers_split_partitions_one_killed(privtrak_bin, topic, tmp_path):
                rejected_records=figures["rejected"])
     finally:
         for led in all_ledgers:
+            led.stop()
+        db.close()
+
+
+# Scenario 5 runs on ports of its own (a broker and a PostgreSQL of its own),
+# apart from the other scenarios' (PG_PORT, free broker ports).
+GROUP_PG_PORT = 19634
+GROUP_BROKER_PORT = 19691
+GROUP_TOPIC = "faults-ledger-group"
+# Tansu holds a JoinGroup for half the session timeout: 6 s makes a join or a
+# rebalance take about 3 s, and a killed member's partitions move after about
+# 6 s (librdkafka's default 45 s: about 23 s and 45 s).
+GROUP_PROPERTIES = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}
+
+
+@pytest.fixture(scope="module")
+def group_topic(privtrak_bin: str, tmp_path_factory) -> Topic:
+    pg("start", GROUP_PG_PORT)
+    try:
+        with produce_topic(privtrak_bin, tmp_path_factory.mktemp("ledger-group-topic"), GROUP_BROKER_PORT,
+                           GROUP_TOPIC) as t:
+            yield t
+    finally:
+        pg("stop", GROUP_PG_PORT)
+
+
+def test_two_ledgers_in_one_group_one_killed(privtrak_bin, group_topic, tmp_path):
+    topic = group_topic
+    assert sorted(topic.ends) == [0, 1, 2, 3], topic.ends
+    all_parts = set(topic.ends)
+    db = fresh_db(f"ledger_faults_group_{os.getpid()}", GROUP_PG_PORT)
+    group = f"faults-ledger-group-{os.getpid()}-{time.monotonic_ns() % 1_000_000}"
+
+    def ledger(name: str) -> LedgerProcess:
+        return LedgerProcess(privtrak_bin, tmp_path, topic.bootstrap, db.name, name=f"{db.name}-{name}",
+                             group=group, kafka_properties=GROUP_PROPERTIES, topic=topic.name,
+                             pg_port=GROUP_PG_PORT)
+
+    first, second = ledger("first"), ledger("second")
+    stored = lambda parts: sum(db.offsets(topic.name).get(p, 0) for p in parts)  # noqa: E731
+    end_of = lambda parts: sum(topic.ends[p] for p in parts)  # noqa: E731
+    owned = lambda led: set(led.partition_lag())  # noqa: E731 - the partitions whose lag it reports
+    try:
+        started = time.monotonic()
+        first.start()
+        second.start()
+        # The group forms: each holds some partitions, together all, none twice.
+        poll(lambda: owned(first) and owned(second) and not owned(first) & owned(second)
+             and owned(first) | owned(second) == all_parts, 120,
+             "the group to split the partitions between the two ledgers", [first, second],
+             on_timeout=lambda: f"first reports {owned(first)}, second {owned(second)}")
+        joined_s = time.monotonic() - started
+        first_parts, second_parts = sorted(owned(first)), sorted(owned(second))
+        # The second is killed mid-run: as soon as it committed something (a
+        # ledger applies this topic in about a second).
+        poll(lambda: stored(second_parts) > 0, 60, "the second ledger to store offsets", [first, second],
+             on_timeout=lambda: f"stored {db.offsets(topic.name)}")
+        assert owned(second) == set(second_parts), "a rebalance after the split: the kill would not be mid-run"
+        rc = second.kill()
+        assert rc == -signal.SIGKILL, rc
+        killed = time.monotonic()
+        at_kill = db.offsets(topic.name)
+        second_at_kill = sum(at_kill.get(p, 0) for p in second_parts)
+        assert second_at_kill < end_of(second_parts), (
+            f"the second ledger applied all its partitions ({second_at_kill}/{end_of(second_parts)}) before "
+            f"the kill: more deltas needed")
+        # The group notices (session timeout), the first gets every partition
+        # and starts them at the stored offsets.
+        poll(lambda: owned(first) == all_parts, 120,
+             "the first ledger to be assigned the killed one's partitions too", [first],
+             on_timeout=lambda: f"first reports {owned(first)}; stored {db.offsets(topic.name)}")
+        takeover_s = time.monotonic() - killed
+        wait_exact(db, first, topic)
+        exact_s = time.monotonic() - killed
+        figures = final_checks(db, first, topic)
+        metrics = first.metrics()
+        skipped = int(metrics.get("privtrak_ledger_skipped_already_applied_total", 0))
+        rebalances = int(metrics.get("privtrak_ledger_rebalances_total", 0))
+        # What the first read after the takeover started at the killed one's
+        # stored offsets (its statement in flight at the kill, if any, had
+        # long ended): nothing it read had been applied.
+        assert skipped == 0, f"the first ledger skipped {skipped} already applied records"
+        lag = first.partition_lag()
+        assert lag == {p: 0 for p in all_parts}, f"lag per partition after the end: {lag}"
+        assert first.partition_lag("seconds") == {p: 0 for p in all_parts}, first.partition_lag("seconds")
+        assert "revoked partitions" in first.log() or "lost partitions" in first.log(), first.describe()
+        transactions = first.transactions()
+        rc = first.terminate(timeout=30)
+        assert rc == 0, f"ledger exit code {rc} after SIGTERM\n{first.describe()}"
+        report("ledger-group-one-killed", deltas=topic.deltas, records=topic.records, partitions=len(topic.ends),
+               max_batch_records=MAX_BATCH_RECORDS, session_timeout_ms=GROUP_PROPERTIES["session.timeout.ms"],
+               start_to_split_s=f"{joined_s:.2f}", first_parts=first_parts, second_parts=second_parts,
+               offsets_at_kill=",".join(f"{p}:{at_kill.get(p, 0)}" for p in sorted(topic.ends)),
+               second_at_kill=f"{second_at_kill}/{end_of(second_parts)}",
+               kill_to_takeover_s=f"{takeover_s:.2f}", kill_to_exact_s=f"{exact_s:.2f}",
+               first_transactions=transactions, first_rebalances=rebalances, first_skipped=skipped,
+               second_transactions_seen=second.transactions_before, users=len(topic.truth),
+               announces_applied=figures["announces"], rejected_records=figures["rejected"],
+               total_s=f"{time.monotonic() - started:.2f}")
+    finally:
+        for led in (first, second):
             led.stop()
         db.close()

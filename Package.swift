@@ -252,7 +252,8 @@ let package = Package(
       swiftSettings: strictSettings
     ),
     .testTarget(
-      name: "DeltaWireTests", dependencies: ["DeltaWire", "DeltaModel", "BitTorrent"],
+      name: "DeltaWireTests",
+      dependencies: ["DeltaWire", "DeltaModel", "BitTorrent", "PrivtrakTestSupport"],
       resources: [],
       swiftSettings: strictSettings),
     .testTarget(
@@ -261,7 +262,8 @@ let package = Package(
     .testTarget(
       name: "KafkaSinkTests",
       dependencies: [
-        "KafkaSink", "DeltaModel", "Accounting", "Tracker", "BitTorrent", "PrivtrakTestSupport",
+        "KafkaSink", "DeltaModel", "DeltaWire", "Accounting", "Tracker", "BitTorrent",
+        "PrivtrakTestSupport",
       ],
       swiftSettings: strictSettings),
     .testTarget(

@@ -6,7 +6,16 @@ import SwiftProtobuf
 public enum DeltaCodec {
   /// The protobuf encoding of one `privtrak.v1.Delta`.
   public static func encode(_ delta: Delta) -> [UInt8] {
-    serialize(Privtrak_V1_Delta(delta))
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(DeltaProtobufWriter.encodedSize(of: delta))
+    DeltaProtobufWriter.append(delta, to: &bytes)
+    return bytes
+  }
+
+  /// Appends the protobuf encoding of one `privtrak.v1.Delta` to `buffer`
+  /// (what `encode(_:)` returns, without an array of its own).
+  public static func append(_ delta: Delta, to buffer: inout [UInt8]) {
+    DeltaProtobufWriter.append(delta, to: &buffer)
   }
 
   /// The protobuf encoding of one `privtrak.v1.DeltaBatch`, with metadata
@@ -19,7 +28,10 @@ public enum DeltaCodec {
 
   /// The protobuf encoding of one `privtrak.v1.DeltaBatch` with explicit metadata.
   public static func encode(_ batch: DeltaBatch, metadata: DeltaBatchMetadata) -> [UInt8] {
-    serialize(Privtrak_V1_DeltaBatch(batch, metadata: metadata))
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(batch.estimatedSize)
+    DeltaProtobufWriter.append(batch, metadata: metadata, to: &bytes)
+    return bytes
   }
 
   /// Decodes one `privtrak.v1.Delta`.
@@ -56,15 +68,5 @@ public enum DeltaCodec {
       throw .malformed(message: Privtrak_V1_DeltaBatch.protoMessageName, reason: "\(error)")
     }
     return (try DeltaBatch(wire: message), DeltaBatchMetadata(wire: message))
-  }
-
-  /// Serializing a proto3 message without `Any` fields or required fields
-  /// has no failure path; a throw here is a swift-protobuf defect.
-  private static func serialize(_ message: some SwiftProtobuf.Message) -> [UInt8] {
-    do {
-      return try message.serializedBytes()
-    } catch {
-      preconditionFailure("serializing \(type(of: message)) cannot fail: \(error)")
-    }
   }
 }

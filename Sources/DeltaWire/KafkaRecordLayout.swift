@@ -65,6 +65,22 @@ public enum KafkaRecordLayout {
   private static let deltaHeaders = headers(typeName: deltaTypeName)
   private static let batchHeaders = headers(typeName: batchTypeName)
 
+  /// The headers every record of `framing` carries.
+  public static func headers(for framing: RecordFraming) -> [KafkaRecordHeader] {
+    framing == .perDelta ? deltaHeaders : batchHeaders
+  }
+
+  /// Appends the key of `delta`'s per-delta record (its 16-byte user id)
+  /// to `buffer`: `record(for:).key` without an array of its own.
+  public static func appendKey(for delta: Delta, to buffer: inout [UInt8]) {
+    for shift in stride(from: 56, through: 0, by: -8) {
+      buffer.append(UInt8(truncatingIfNeeded: delta.userID.high >> UInt64(shift)))
+    }
+    for shift in stride(from: 56, through: 0, by: -8) {
+      buffer.append(UInt8(truncatingIfNeeded: delta.userID.low >> UInt64(shift)))
+    }
+  }
+
   /// The per-delta record of one delta.
   public static func record(for delta: Delta) -> KafkaRecord {
     KafkaRecord(key: delta.userID.bytes, value: DeltaCodec.encode(delta), headers: deltaHeaders)

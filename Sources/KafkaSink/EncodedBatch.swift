@@ -22,40 +22,49 @@ struct EncodedBatch: Sendable {
   /// Keys, values, header names (NUL-terminated) and header values.
   private(set) var storage: [UInt8] = []
   private(set) var records: [Record] = []
-  /// Headers; consecutive records with equal headers share entries.
+  /// Headers, shared by every record of the batch.
   private(set) var headers: [Header] = []
   /// Deltas in the batch.
   let deltaCount: Int
   /// Logical record bytes: every record's key, value, header names and values.
   private(set) var byteCount = 0
 
-  /// Encodes `batch` in `framing`.
+  /// Encodes `batch` in `framing`. Per-delta records are written straight
+  /// into `storage` (no array per record); every record of a batch carries
+  /// the same headers, stored once.
   init(_ batch: DeltaBatch, framing: RecordFraming) {
     deltaCount = batch.deltas.count
-    let kafkaRecords = KafkaRecordLayout.records(for: batch, framing: framing)
+    guard !batch.deltas.isEmpty else { return }
     storage.reserveCapacity(batch.estimatedSize + 64)
-    records.reserveCapacity(kafkaRecords.count)
-    var previousHeaders: [KafkaRecordHeader]? = nil
-    var previousRange = 0..<0
-    for record in kafkaRecords {
-      let key = append(record.key)
-      let value = append(record.value)
-      var headerRange = previousRange
-      if previousHeaders != record.headers {
-        let start = headers.count
-        for header in record.headers {
-          let nameOffset = storage.count
-          storage.append(contentsOf: header.name.utf8)
-          storage.append(0)
-          headers.append(Header(nameOffset: nameOffset, value: append(header.value)))
-        }
-        headerRange = start..<headers.count
-        previousHeaders = record.headers
-        previousRange = headerRange
+    let recordHeaders = KafkaRecordLayout.headers(for: framing)
+    for header in recordHeaders {
+      let nameOffset = storage.count
+      storage.append(contentsOf: header.name.utf8)
+      storage.append(0)
+      headers.append(Header(nameOffset: nameOffset, value: append(header.value)))
+    }
+    let headerRange = 0..<headers.count
+    let headerBytes = recordHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
+    switch framing {
+    case .perDelta:
+      records.reserveCapacity(batch.deltas.count)
+      for delta in batch.deltas {
+        let keyStart = storage.count
+        KafkaRecordLayout.appendKey(for: delta, to: &storage)
+        let valueStart = storage.count
+        DeltaCodec.append(delta, to: &storage)
+        records.append(
+          Record(
+            key: keyStart..<valueStart, value: valueStart..<storage.count, headers: headerRange))
+        byteCount += storage.count - keyStart + headerBytes
       }
-      records.append(Record(key: key, value: value, headers: headerRange))
-      byteCount += record.key.count + record.value.count
-      for header in record.headers { byteCount += header.name.utf8.count + header.value.count }
+    case .perBatch:
+      for record in KafkaRecordLayout.records(for: batch, framing: .perBatch) {
+        let key = append(record.key)
+        let value = append(record.value)
+        records.append(Record(key: key, value: value, headers: headerRange))
+        byteCount += record.key.count + record.value.count + headerBytes
+      }
     }
   }
 

@@ -1,0 +1,17 @@
+/// A small seeded random number generator (SplitMix64), so a test that draws
+/// its inputs at random reproduces its failures.
+public struct SplitMix64: RandomNumberGenerator {
+  private var state: UInt64
+
+  /// A generator whose sequence is fixed by `seed`.
+  public init(seed: UInt64) { state = seed }
+
+  /// The next 64 random bits.
+  public mutating func next() -> UInt64 {
+    state &+= 0x9e37_79b9_7f4a_7c15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+    z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+    return z ^ (z >> 31)
+  }
+}

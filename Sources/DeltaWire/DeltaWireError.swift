@@ -14,6 +14,8 @@ public indirect enum DeltaWireError: Error, Hashable, Sendable, CustomStringConv
   case unsupportedSchema(version: String)
   /// A Kafka record declares a payload type this decoder does not read.
   case unsupportedType(name: String)
+  /// A headerless (per-delta) record whose key is not its delta's user id.
+  case keyMismatch
 
   public var description: String {
     switch self {
@@ -31,6 +33,8 @@ public indirect enum DeltaWireError: Error, Hashable, Sendable, CustomStringConv
       "unsupported privtrak schema version \"\(version)\""
     case .unsupportedType(let name):
       "unsupported record type \"\(name)\""
+    case .keyMismatch:
+      "record without privtrak headers whose key is not its delta's user_id (not a privtrak record?)"
     }
   }
 }

@@ -46,10 +46,14 @@ public struct KafkaRecord: Sendable, Hashable {
 ///
 /// | framing | key | value | `privtrak-type` |
 /// |---|---|---|---|
-/// | per-delta | user_id (16 bytes) | `Delta` | `privtrak.v1.Delta` |
+/// | per-delta | user_id (16 bytes) | `Delta` | none, or `privtrak.v1.Delta` |
 /// | per-batch | producer instance (8 bytes, big-endian) | `DeltaBatch` | `privtrak.v1.DeltaBatch` |
 ///
-/// Every record also carries `privtrak-schema` = `1`.
+/// A record with headers carries both `privtrak-type` and `privtrak-schema`
+/// = `1`. Per-delta records carry none unless asked (`withDeltaHeaders`):
+/// two headers cost librdkafka more per record than the rest of the record
+/// (BENCHMARKS.md), and a record without them is by definition a
+/// `privtrak.v1.Delta` keyed by its user id.
 public enum KafkaRecordLayout {
   /// Header naming the protobuf message in the value.
   public static let typeHeaderName = "privtrak-type"
@@ -65,9 +69,15 @@ public enum KafkaRecordLayout {
   private static let deltaHeaders = headers(typeName: deltaTypeName)
   private static let batchHeaders = headers(typeName: batchTypeName)
 
-  /// The headers every record of `framing` carries.
-  public static func headers(for framing: RecordFraming) -> [KafkaRecordHeader] {
-    framing == .perDelta ? deltaHeaders : batchHeaders
+  /// The headers every record of `framing` carries: per-batch records
+  /// always both; per-delta records both when `withDeltaHeaders`, else none.
+  public static func headers(for framing: RecordFraming, withDeltaHeaders: Bool = false)
+    -> [KafkaRecordHeader]
+  {
+    switch framing {
+    case .perDelta: withDeltaHeaders ? deltaHeaders : []
+    case .perBatch: batchHeaders
+    }
   }
 
   /// Appends the key of `delta`'s per-delta record (its 16-byte user id)
@@ -81,20 +91,24 @@ public enum KafkaRecordLayout {
     }
   }
 
-  /// The per-delta record of one delta.
-  public static func record(for delta: Delta) -> KafkaRecord {
-    KafkaRecord(key: delta.userID.bytes, value: DeltaCodec.encode(delta), headers: deltaHeaders)
+  /// The per-delta record of one delta, with the headers when `withDeltaHeaders`.
+  public static func record(for delta: Delta, withDeltaHeaders: Bool = false) -> KafkaRecord {
+    KafkaRecord(
+      key: delta.userID.bytes, value: DeltaCodec.encode(delta),
+      headers: withDeltaHeaders ? deltaHeaders : [])
   }
 
-  /// The records of a batch in the given framing: one per delta in order,
-  /// or a single batch record. An empty batch has no records.
+  /// The records of a batch in the given framing: one per delta in order
+  /// (with headers when `withDeltaHeaders`), or a single batch record. An
+  /// empty batch has no records.
   public static func records(
-    for batch: DeltaBatch, framing: RecordFraming, sealedAtMilliseconds: Int64? = nil
+    for batch: DeltaBatch, framing: RecordFraming, sealedAtMilliseconds: Int64? = nil,
+    withDeltaHeaders: Bool = false
   ) -> [KafkaRecord] {
     guard !batch.deltas.isEmpty else { return [] }
     switch framing {
     case .perDelta:
-      return batch.deltas.map(record(for:))
+      return batch.deltas.map { record(for: $0, withDeltaHeaders: withDeltaHeaders) }
     case .perBatch:
       let metadata = DeltaBatchMetadata(deriving: batch, sealedAtMilliseconds: sealedAtMilliseconds)
       return [
@@ -115,20 +129,27 @@ public enum KafkaRecordLayout {
     return (0..<8).map { UInt8(truncatingIfNeeded: instance >> UInt64(56 - 8 * $0)) }
   }
 
-  /// The deltas of a record of either framing, chosen by its `privtrak-type` header.
-  /// - Throws: `DeltaWireError` for a missing header, another schema version
-  ///   or type, or an invalid value.
-  public static func decode(value: [UInt8], headers: [KafkaRecordHeader]) throws(DeltaWireError)
-    -> [Delta]
-  {
-    guard let schema = headers.last(where: { $0.name == schemaHeaderName }) else {
-      throw .missingHeader(name: schemaHeaderName)
+  /// The deltas of a record of either framing: chosen by its
+  /// `privtrak-type` header, or, for a record with neither privtrak header,
+  /// a per-delta record's `Delta` (whose user id must equal `key` when the
+  /// key is given).
+  /// - Throws: `DeltaWireError` for a lone or unknown header, another schema
+  ///   version or type, an invalid value, or a headerless record keyed by
+  ///   another user (`keyMismatch`).
+  public static func decode(
+    key: [UInt8]? = nil, value: [UInt8], headers: [KafkaRecordHeader]
+  ) throws(DeltaWireError) -> [Delta] {
+    let schema = headers.last(where: { $0.name == schemaHeaderName })
+    let type = headers.last(where: { $0.name == typeHeaderName })
+    if schema == nil, type == nil {
+      let delta = try DeltaCodec.decodeDelta(value)
+      if let key, key != delta.userID.bytes { throw .keyMismatch }
+      return [delta]
     }
+    guard let schema else { throw .missingHeader(name: schemaHeaderName) }
     let version = String(decoding: schema.value, as: UTF8.self)
     guard version == schemaVersion else { throw .unsupportedSchema(version: version) }
-    guard let type = headers.last(where: { $0.name == typeHeaderName }) else {
-      throw .missingHeader(name: typeHeaderName)
-    }
+    guard let type else { throw .missingHeader(name: typeHeaderName) }
     switch String(decoding: type.value, as: UTF8.self) {
     case deltaTypeName: return [try DeltaCodec.decodeDelta(value)]
     case batchTypeName: return try DeltaCodec.decodeBatch(value).deltas

@@ -29,14 +29,15 @@ struct EncodedBatch: Sendable {
   /// Logical record bytes: every record's key, value, header names and values.
   private(set) var byteCount = 0
 
-  /// Encodes `batch` in `framing`. Per-delta records are written straight
-  /// into `storage` (no array per record); every record of a batch carries
-  /// the same headers, stored once.
-  init(_ batch: DeltaBatch, framing: RecordFraming) {
+  /// Encodes `batch` in `framing` (per-delta records with headers when
+  /// `deltaHeaders`). Per-delta records are written straight into `storage`
+  /// (no array per record); every record of a batch carries the same
+  /// headers, stored once.
+  init(_ batch: DeltaBatch, framing: RecordFraming, deltaHeaders: Bool = false) {
     deltaCount = batch.deltas.count
     guard !batch.deltas.isEmpty else { return }
     storage.reserveCapacity(batch.estimatedSize + 64)
-    let recordHeaders = KafkaRecordLayout.headers(for: framing)
+    let recordHeaders = KafkaRecordLayout.headers(for: framing, withDeltaHeaders: deltaHeaders)
     for header in recordHeaders {
       let nameOffset = storage.count
       storage.append(contentsOf: header.name.utf8)

@@ -96,7 +96,8 @@ public final class KafkaDeltaReader {
     for record in try records.poll(timeoutMilliseconds: timeoutMilliseconds, maxRecords: maxRecords)
     {
       do {
-        let deltas = try KafkaRecordLayout.decode(value: record.value, headers: record.headers)
+        let deltas = try KafkaRecordLayout.decode(
+          key: record.key, value: record.value, headers: record.headers)
         decoded.append(
           KafkaDeltaRecord(partition: record.partition, offset: record.offset, deltas: deltas))
       } catch {

@@ -144,7 +144,8 @@ public final class KafkaSink: DeltaSink {
     guard !batch.deltas.isEmpty else { return }
     do {
       if let error = status.terminalError { throw error }
-      let encoded = EncodedBatch(batch, framing: configuration.framing)
+      let encoded = EncodedBatch(
+        batch, framing: configuration.framing, deltaHeaders: configuration.deltaHeaders)
       let usage = InFlightUsage(deltas: encoded.deltaCount, bytes: encoded.byteCount)
       let id = admission.reserveID()
       let admission = admission

@@ -103,6 +103,11 @@ public struct KafkaSinkConfiguration: Sendable {
   /// `kafka.framing`: one record per delta (keyed by user) or one per batch.
   /// Default `.perDelta`.
   public var framing: RecordFraming
+  /// `kafka.delta_headers`: per-delta records carry the `privtrak-type` and
+  /// `privtrak-schema` headers too (per-batch records always do). Off by
+  /// default: a record without them is a `privtrak.v1.Delta`, and the two
+  /// headers cost librdkafka more per record than the rest of the record.
+  public var deltaHeaders: Bool
   /// `kafka.allow_topic_auto_creation`: let the broker create `topic` on
   /// first use (`allow.auto.create.topics`). When false, a missing topic is
   /// a start-up error. Default false.
@@ -138,6 +143,7 @@ public struct KafkaSinkConfiguration: Sendable {
     maxRetryBackoffMilliseconds: Int = 5_000,
     shutdownTimeoutMilliseconds: Int = 30_000,
     framing: RecordFraming = .perDelta,
+    deltaHeaders: Bool = false,
     allowTopicAutoCreation: Bool = false,
     clientID: String = "privtrak",
     properties: [String: String] = [:]
@@ -161,6 +167,7 @@ public struct KafkaSinkConfiguration: Sendable {
     self.maxRetryBackoffMilliseconds = maxRetryBackoffMilliseconds
     self.shutdownTimeoutMilliseconds = shutdownTimeoutMilliseconds
     self.framing = framing
+    self.deltaHeaders = deltaHeaders
     self.allowTopicAutoCreation = allowTopicAutoCreation
     self.clientID = clientID
     self.properties = properties

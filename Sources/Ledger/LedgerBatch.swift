@@ -62,7 +62,8 @@ public struct LedgerBatch: Sendable {
     recordsPerPartition[record.partition, default: 0] += 1
     nextOffsets[record.partition] = max(nextOffsets[record.partition] ?? 0, record.offset + 1)
     do {
-      let deltas = try KafkaRecordLayout.decode(value: record.value, headers: record.headers)
+      let deltas = try KafkaRecordLayout.decode(
+        key: record.key, value: record.value, headers: record.headers)
       for delta in deltas { append(delta, partition: record.partition, offset: record.offset) }
       return nil
     } catch {

@@ -249,6 +249,7 @@ public final class PrivtrakServer: Sendable {
       kafka.deliveryMode = settings.deliveryMode
       kafka.compression = settings.compression
       kafka.framing = settings.framing
+      kafka.deltaHeaders = settings.deltaHeaders
       kafka.lingerMilliseconds = settings.lingerMilliseconds
       kafka.maxInFlightDeltas = settings.maxInFlightDeltas
       kafka.maxInFlightBytes = settings.maxInFlightBytes

@@ -340,6 +340,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
       throw reader.fail("kafka.framing", "expected per-delta or per-batch, got '\(framing)'")
     }
     kafka.framing = recordFraming
+    kafka.deltaHeaders = try reader.bool("kafka.delta_headers", default: kafka.deltaHeaders)
     kafka.lingerMilliseconds = try reader.integer(
       "kafka.linger_ms", default: kafka.lingerMilliseconds, range: 0...60_000, unit: "ms")
     kafka.maxInFlightDeltas = try reader.integer(
@@ -513,6 +514,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var compression = KafkaSettings.sinkDefaults.compression
     /// One record per delta (key = user id) or one per batch.
     public var framing = KafkaSettings.sinkDefaults.framing
+    /// Per-delta records carry the `privtrak-type` and `privtrak-schema` headers too.
+    public var deltaHeaders = KafkaSettings.sinkDefaults.deltaHeaders
     /// librdkafka `linger.ms`.
     public var lingerMilliseconds = KafkaSettings.sinkDefaults.lingerMilliseconds
     /// Deltas admitted and not yet committed.

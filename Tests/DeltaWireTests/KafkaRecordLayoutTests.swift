@@ -14,16 +14,49 @@ import Testing
     record.headers.first { $0.name == name }.map { String(decoding: $0.value, as: UTF8.self) }
   }
 
-  @Test func perDeltaRecordsAreKeyedByUserWithOneDeltaEach() throws {
-    let records = KafkaRecordLayout.records(for: batch, framing: .perDelta)
+  @Test(arguments: [false, true])
+  func perDeltaRecordsAreKeyedByUserWithOneDeltaEach(withDeltaHeaders: Bool) throws {
+    let records = KafkaRecordLayout.records(
+      for: batch, framing: .perDelta, withDeltaHeaders: withDeltaHeaders)
     #expect(records.count == 3)
     #expect(records.map(\.key) == batch.deltas.map { $0.userID.bytes })
     #expect(records.allSatisfy { $0.key.count == 16 })
     for (record, delta) in zip(records, batch.deltas) {
-      #expect(header(record, "privtrak-type") == "privtrak.v1.Delta")
-      #expect(header(record, "privtrak-schema") == "1")
+      if withDeltaHeaders {
+        #expect(header(record, "privtrak-type") == "privtrak.v1.Delta")
+        #expect(header(record, "privtrak-schema") == "1")
+      } else {
+        #expect(record.headers.isEmpty)
+      }
       #expect(record.value == DeltaCodec.encode(delta))
       #expect(try KafkaRecordLayout.decode(value: record.value, headers: record.headers) == [delta])
+      #expect(
+        try KafkaRecordLayout.decode(key: record.key, value: record.value, headers: record.headers)
+          == [delta])
+    }
+  }
+
+  @Test func aHeaderlessRecordIsADeltaKeyedByItsUser() throws {
+    let delta = SampleDeltas.typical()
+    let value = DeltaCodec.encode(delta)
+    #expect(
+      try KafkaRecordLayout.decode(key: delta.userID.bytes, value: value, headers: []) == [delta])
+    #expect(throws: DeltaWireError.keyMismatch) {
+      try KafkaRecordLayout.decode(key: SampleDeltas.otherUser.bytes, value: value, headers: [])
+    }
+    #expect(throws: DeltaWireError.keyMismatch) {
+      try KafkaRecordLayout.decode(key: [], value: value, headers: [])
+    }
+    // Someone else's bytes without headers are not read as a delta.
+    for foreign in [Array("not a delta".utf8), [0x08, 0x96, 0x01], []] {
+      #expect(throws: DeltaWireError.self) {
+        try KafkaRecordLayout.decode(key: delta.userID.bytes, value: foreign, headers: [])
+      }
+    }
+    // A per-batch value is not a delta either.
+    let batchValue = DeltaCodec.encode(batch, sealedAtMilliseconds: 5)
+    #expect(throws: DeltaWireError.self) {
+      try KafkaRecordLayout.decode(key: delta.userID.bytes, value: batchValue, headers: [])
     }
   }
 
@@ -52,9 +85,11 @@ import Testing
   }
 
   @Test func decodeRejectsForeignRecords() throws {
-    let record = KafkaRecordLayout.record(for: SampleDeltas.typical())
+    let record = KafkaRecordLayout.record(for: SampleDeltas.typical(), withDeltaHeaders: true)
     #expect(throws: DeltaWireError.missingHeader(name: "privtrak-schema")) {
-      try KafkaRecordLayout.decode(value: record.value, headers: [])
+      try KafkaRecordLayout.decode(
+        value: record.value,
+        headers: [KafkaRecordHeader(name: "privtrak-type", value: Array("privtrak.v1.Delta".utf8))])
     }
     #expect(throws: DeltaWireError.missingHeader(name: "privtrak-type")) {
       try KafkaRecordLayout.decode(

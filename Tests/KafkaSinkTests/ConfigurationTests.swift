@@ -25,6 +25,7 @@ import Testing
     #expect(configuration.deliveryMode == .exactlyOnce)
     #expect(configuration.compression == .zstd)
     #expect(configuration.framing == .perDelta)
+    #expect(!configuration.deltaHeaders)
     #expect(!configuration.allowTopicAutoCreation)
     let properties = Dictionary(
       uniqueKeysWithValues: configuration.librdkafkaProperties.map { ($0.name, $0.value) })

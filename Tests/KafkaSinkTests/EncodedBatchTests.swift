@@ -7,13 +7,14 @@ import Testing
 /// `EncodedBatch` writes records straight into one buffer; its records must
 /// be exactly the layout's (`KafkaRecordLayout.records`), in both framings.
 @Suite struct EncodedBatchTests {
-  @Test(arguments: RecordFraming.allCases)
-  func recordsAreTheLayoutsRecords(framing: RecordFraming) {
+  @Test(arguments: RecordFraming.allCases, [false, true])
+  func recordsAreTheLayoutsRecords(framing: RecordFraming, deltaHeaders: Bool) {
     var source = TestDeltaSource(instance: 0x0123_4567_89ab_cdef)
     for size in [1, 2, 37, 1_000] {
       let batch = source.batch(of: size)
-      let encoded = EncodedBatch(batch, framing: framing)
-      let expected = KafkaRecordLayout.records(for: batch, framing: framing)
+      let encoded = EncodedBatch(batch, framing: framing, deltaHeaders: deltaHeaders)
+      let expected = KafkaRecordLayout.records(
+        for: batch, framing: framing, withDeltaHeaders: deltaHeaders)
       #expect(encoded.deltaCount == size)
       #expect(encoded.records.count == expected.count)
       var logicalBytes = 0

@@ -86,6 +86,20 @@ import Testing
       try ServiceConfiguration.parse(yaml: "admin:\n  listen: off\n", file: "f").adminListen == nil)
   }
 
+  @Test func perDeltaHeadersAreOffUnlessAsked() throws {
+    #expect(try !ServiceConfiguration.parse(yaml: "", file: "f").kafka.deltaHeaders)
+    #expect(
+      try ServiceConfiguration.parse(yaml: "kafka:\n  delta_headers: true\n", file: "f").kafka
+        .deltaHeaders)
+    #expect(
+      try ServiceConfiguration.parse(
+        yaml: "", file: "f", environment: ["PRIVTRAK_KAFKA_DELTA_HEADERS": "true"]
+      ).kafka.deltaHeaders)
+    #expect(throws: ConfigurationError.self) {
+      try ServiceConfiguration.parse(yaml: "kafka:\n  delta_headers: sometimes\n", file: "f")
+    }
+  }
+
   @Test func ledgerGroupFromFileAndEnvironmentExcludesAStaticPartitionList() throws {
     #expect(try ServiceConfiguration.parse(yaml: "", file: "f").ledger.group == "")
     let grouped = try ServiceConfiguration.parse(

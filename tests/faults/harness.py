@@ -739,7 +739,8 @@ def decode_record(pb, msg) -> Optional[List[dict]]:
     kind = dict(msg.headers() or []).get("privtrak-type")
     if kind == SENTINEL_TYPE:
         return None
-    if kind == b"privtrak.v1.Delta":
+    if kind is None or kind == b"privtrak.v1.Delta":
+        # Per-delta records carry no headers by default (kafka.delta_headers).
         d = pb.Delta()
         d.ParseFromString(msg.value())
         return [_delta_dict(d)]

@@ -82,7 +82,8 @@ final class TestConsumer: Sendable {
       try raw.map { record in
         ConsumedRecord(
           partition: record.partition, offset: record.offset, key: record.key,
-          deltas: try KafkaRecordLayout.decode(value: record.value, headers: record.headers))
+          deltas: try KafkaRecordLayout.decode(
+            key: record.key, value: record.value, headers: record.headers))
       }
     }
     return try decode(

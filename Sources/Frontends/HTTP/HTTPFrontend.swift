@@ -58,8 +58,11 @@ public final class HTTPFrontend: Sendable {
     let bootstrap = ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: configuration.listenBacklog)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-      .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-      .childChannelOption(.maxMessagesPerRead, value: 4)
+      // No child options: NIO sets TCP_NODELAY on the listening socket and
+      // Linux copies it to every accepted one, and 4 messages per read is
+      // NIO's default. Options set per child cost a setsockopt and a chain of
+      // futures on every connection (5 % of the CPU of a one-announce
+      // connection, BENCHMARKS.md).
       .childChannelInitializer { channel in
         guard connections.admit(channel) else {
           logger.debug(
@@ -122,6 +125,9 @@ public final class HTTPFrontend: Sendable {
 
   /// Open client connections now.
   public var connectionCount: Int { connections.count }
+
+  /// The open client connections' channels (tests read their socket options).
+  var openConnections: [any Channel] { connections.snapshot() }
 
   /// Stops accepting, lets each connection finish the requests it has in
   /// flight, closes it, and returns once every connection is closed.

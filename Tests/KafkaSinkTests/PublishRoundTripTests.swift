@@ -60,6 +60,38 @@ import Testing
     }
   }
 
+  /// On the wire: per-delta records carry no headers by default and both
+  /// privtrak headers with `deltaHeaders`; per-batch records always do.
+  @Test(arguments: [
+    (RecordFraming.perDelta, false), (.perDelta, true), (.perBatch, false),
+  ])
+  func recordHeadersOnTheWireFollowTheSetting(framing: RecordFraming, deltaHeaders: Bool)
+    async throws
+  {
+    let topic = TestKafka.uniqueName("privtrak-headers")
+    try await TestKafka.createTopic(topic, partitions: 1)
+    var configuration = KafkaSinkConfiguration.test(topic: topic)
+    configuration.framing = framing
+    configuration.deltaHeaders = deltaHeaders
+    let sink = try await KafkaSink.start(configuration: configuration)
+    var source = TestDeltaSource()
+    let batch = source.batch(of: 10)
+    try await sink.publish(batch)
+    try await sink.close()
+
+    let expectedRecords = framing == .perDelta ? 10 : 1
+    let consumer = try await TestConsumer(topic: topic)
+    let raw = try await consumer.readRaw { $0.count >= expectedRecords }
+    #expect(raw.count == expectedRecords)
+    let expectedHeaders: [String] =
+      framing == .perBatch || deltaHeaders ? ["privtrak-type", "privtrak-schema"] : []
+    for record in raw { #expect(record.headers.map(\.name) == expectedHeaders) }
+    let decoded = try raw.flatMap {
+      try KafkaRecordLayout.decode(key: $0.key, value: $0.value, headers: $0.headers)
+    }
+    #expect(decoded == batch.deltas)
+  }
+
   @Test func atLeastOnceModePublishesWithoutTransactions() async throws {
     let topic = TestKafka.uniqueName("privtrak-alo")
     try await TestKafka.createTopic(topic, partitions: 2)

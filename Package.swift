@@ -98,6 +98,7 @@ let package = Package(
     .target(
       name: "FileSink",
       dependencies: [
+        "BitTorrent",
         "DeltaModel",
         "DeltaWire",
         .product(name: "SystemPackage", package: "swift-system"),

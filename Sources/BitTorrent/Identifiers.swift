@@ -159,13 +159,19 @@ public struct UserID: Hashable, Sendable, Comparable, CustomStringConvertible {
   public var bytes: [UInt8] {
     var result = [UInt8]()
     result.reserveCapacity(16)
-    for shift in stride(from: 56, through: 0, by: -8) {
-      result.append(UInt8(truncatingIfNeeded: high >> UInt64(shift)))
-    }
-    for shift in stride(from: 56, through: 0, by: -8) {
-      result.append(UInt8(truncatingIfNeeded: low >> UInt64(shift)))
-    }
+    append(to: &result)
     return result
+  }
+
+  /// Appends the 16 bytes in order to `buffer` (no array of their own).
+  @inlinable
+  public func append(to buffer: inout [UInt8]) {
+    for shift in stride(from: 56, through: 0, by: -8) {
+      buffer.append(UInt8(truncatingIfNeeded: high >> UInt64(shift)))
+    }
+    for shift in stride(from: 56, through: 0, by: -8) {
+      buffer.append(UInt8(truncatingIfNeeded: low >> UInt64(shift)))
+    }
   }
 
   /// Lower-case hexadecimal, 32 characters.

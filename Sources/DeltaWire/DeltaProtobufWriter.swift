@@ -62,8 +62,7 @@ enum DeltaProtobufWriter {
   static func append(_ delta: Delta, to buffer: inout [UInt8]) {
     buffer.append(userIDKey)
     buffer.append(16)
-    appendBigEndian(delta.userID.high, to: &buffer)
-    appendBigEndian(delta.userID.low, to: &buffer)
+    delta.userID.append(to: &buffer)
     buffer.append(infoHashKey)
     buffer.append(20)
     delta.infoHash.raw.append(to: &buffer)
@@ -156,12 +155,6 @@ enum DeltaProtobufWriter {
       value >>= 7
     }
     buffer.append(UInt8(value))
-  }
-
-  private static func appendBigEndian(_ value: UInt64, to buffer: inout [UInt8]) {
-    for shift in stride(from: 56, through: 0, by: -8) {
-      buffer.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
-    }
   }
 
   private static func appendLittleEndian(_ value: UInt64, to buffer: inout [UInt8]) {

@@ -1,3 +1,4 @@
+import BitTorrent
 import DeltaModel
 
 /// How deltas map onto Kafka records.
@@ -83,12 +84,7 @@ public enum KafkaRecordLayout {
   /// Appends the key of `delta`'s per-delta record (its 16-byte user id)
   /// to `buffer`: `record(for:).key` without an array of its own.
   public static func appendKey(for delta: Delta, to buffer: inout [UInt8]) {
-    for shift in stride(from: 56, through: 0, by: -8) {
-      buffer.append(UInt8(truncatingIfNeeded: delta.userID.high >> UInt64(shift)))
-    }
-    for shift in stride(from: 56, through: 0, by: -8) {
-      buffer.append(UInt8(truncatingIfNeeded: delta.userID.low >> UInt64(shift)))
-    }
+    delta.userID.append(to: &buffer)
   }
 
   /// The per-delta record of one delta, with the headers when `withDeltaHeaders`.
@@ -143,7 +139,7 @@ public enum KafkaRecordLayout {
     let type = headers.last(where: { $0.name == typeHeaderName })
     if schema == nil, type == nil {
       let delta = try DeltaCodec.decodeDelta(value)
-      if let key, key != delta.userID.bytes { throw .keyMismatch }
+      if let key, UserID(key) != delta.userID { throw .keyMismatch }
       return [delta]
     }
     guard let schema else { throw .missingHeader(name: schemaHeaderName) }
